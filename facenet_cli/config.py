@@ -1,0 +1,163 @@
+"""Frozen configuration dataclasses, one per command.
+
+The defaults here are the single source of truth: the Typer options in ``cli.py`` take their
+defaults from these classes, and each run saves its resolved config next to its outputs (TOML).
+Defaults follow the original recipe (see the README's "Coming from the original" section).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def cache_dir() -> Path:
+    """Root of the built-in data cache (``$FACENET_CACHE`` or ``~/.cache/facenet``)."""
+    return Path(os.environ.get("FACENET_CACHE", Path.home() / ".cache" / "facenet")).expanduser()
+
+
+def demo_dir() -> Path:
+    """Where the built-in demo dataset lives (built on first use)."""
+    return cache_dir() / "demo"
+
+
+def default_logs_dir() -> Path:
+    return Path(os.environ.get("FACENET_LOGS", "~/logs/facenet")).expanduser()
+
+
+def default_models_dir() -> Path:
+    return Path(os.environ.get("FACENET_MODELS", "~/models/facenet")).expanduser()
+
+
+@dataclass(frozen=True)
+class AlignConfig:
+    input_dir: Path | None = None
+    output_dir: Path | None = None
+    image_size: int = 182
+    margin: int = 44
+    random_order: bool = False
+    detect_multiple_faces: bool = False
+    min_face_size: int = 20
+    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
+    factor: float = 0.709
+    workers: int = 0  # 0 = all cores
+    shard: str = "0/1"
+    gpu_memory_fraction: float = 1.0
+    mode: str = "crop"  # crop | similarity
+    batch_size: int = 32
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    logs_base_dir: Path = field(default_factory=default_logs_dir)
+    models_base_dir: Path = field(default_factory=default_models_dir)
+    data_dir: str | None = None  # one or more roots joined with ':'; None = demo faces
+    model_def: str | None = None  # None = 'small' on the demo, 'inception_resnet_v1' otherwise
+    max_nrof_epochs: int = 500
+    batch_size: int = 90
+    image_size: int = 160
+    people_per_batch: int = 45
+    images_per_person: int = 40
+    epoch_size: int = 1000
+    alpha: float = 0.2
+    embedding_size: int = 128
+    random_crop: bool = False
+    random_flip: bool = False
+    keep_probability: float = 1.0
+    weight_decay: float = 0.0
+    optimizer: str = "ADAGRAD"
+    learning_rate: float = 0.1
+    learning_rate_decay_epochs: int = 100
+    learning_rate_decay_factor: float = 1.0
+    learning_rate_schedule_file: Path | None = None
+    moving_average_decay: float = 0.9999
+    seed: int = 666
+    gpu_memory_fraction: float = 1.0
+    pretrained_model: Path | None = None
+    triplet_selection: str = "random"  # random | semi-hard | hard
+    selection_mode: str = "inference"  # inference | training
+    use_fixed_image_standardization: bool = False
+    resume: Path | None = None
+    max_steps: int | None = None
+    keep_checkpoints: int = 3
+    lfw_dir: Path | None = None
+    lfw_pairs: Path | None = None
+    lfw_nrof_folds: int = 10
+    lfw_distance_metric: int = 0
+    lfw_use_flipped_images: bool = False
+    lfw_subtract_mean: bool = False
+    lfw_batch_size: int = 100
+    strategy: str = "auto"  # auto | one | mirrored | multiworker
+    mixed_precision: bool = False
+
+
+@dataclass(frozen=True)
+class ValidateConfig:
+    lfw_dir: Path | None = None
+    model: Path | None = None
+    lfw_pairs: Path | None = None
+    lfw_batch_size: int = 100
+    image_size: int | None = None  # None = from the model's sidecar, else 160
+    distance_metric: int = 0
+    use_flipped_images: bool = False
+    subtract_mean: bool = False
+    use_fixed_image_standardization: bool | None = None  # None = from the sidecar
+    lfw_nrof_folds: int = 10
+    far_target: float = 1e-3
+    strict: bool = False
+    json: bool = False
+    roc: Path | None = None
+
+
+@dataclass(frozen=True)
+class PairsConfig:
+    data_dir: Path
+    out: Path
+    nrof_folds: int = 10
+    pairs_per_fold: int = 300
+    seed: int = 666
+
+
+@dataclass(frozen=True)
+class BoardConfig:
+    logdir: Path = field(default_factory=default_logs_dir)
+    once: bool = False
+    json: bool = False
+    tensorboard: bool = False
+    port: int = 6006
+    poll_interval: float = 0.5
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    minutes: float = 3.0
+    out: Path | None = None
+    seed: int = 666
+    dry_run: bool = False
+    json: bool = False
+
+
+def from_params(cls: type, params: dict[str, Any]) -> Any:
+    """Build config ``cls`` from a Click ``ctx.params`` dict.
+
+    Unrelated keys are ignored and ``None`` values leave the dataclass default in place.
+    """
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in params.items() if k in names and v is not None})
+
+
+def to_toml_dict(config: Any) -> dict[str, Any]:
+    """A TOML-serialisable dict of a config (Paths as strings, None dropped)."""
+    out: dict[str, Any] = {}
+    for key, value in dataclasses.asdict(config).items():
+        if value is None:
+            continue
+        if isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[key] = value
+    return out

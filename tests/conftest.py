@@ -1,0 +1,50 @@
+"""Shared fixtures. Tests use tiny images and tiny models, made here or shipped by packages."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+LFW_PAIRS = SHARED_DATA / "lfw_pairs.txt"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep tests away from the user's ~/logs, ~/models; share one demo cache per session."""
+    base = tmp_path_factory.getbasetemp()
+    monkeypatch.setenv("FACENET_LOGS", str(base / "logs"))
+    monkeypatch.setenv("FACENET_MODELS", str(base / "models"))
+    if "FACENET_CACHE" not in os.environ:
+        monkeypatch.setenv("FACENET_CACHE", str(base / "cache"))
+
+
+def make_image_tree(root: Path, classes: dict[str, int], size: int = 16, ext: str = ".png") -> Path:
+    """Write ``{class: n_images}`` small random PNG/JPEG images under ``root``."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name, n in classes.items():
+        d = root / name
+        d.mkdir(parents=True, exist_ok=True)
+        for i in range(1, n + 1):
+            arr = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+            Image.fromarray(arr).save(d / f"{name}_{i:04d}{ext}")
+    return root
+
+
+@pytest.fixture
+def image_tree(tmp_path: Path):
+    """Factory fixture: ``image_tree({"a": 3, "b": 2})`` -> a dataset root under tmp_path."""
+
+    def make(classes: dict[str, int], size: int = 16, ext: str = ".png", name: str = "ds") -> Path:
+        return make_image_tree(tmp_path / name, classes, size=size, ext=ext)
+
+    return make
