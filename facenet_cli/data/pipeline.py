@@ -1,0 +1,233 @@
+"""``tf.data`` image pipelines: decode, crop, flip, standardise, batch, prefetch.
+
+Training uses random crop / flip when asked; validation uses the original's centre crop (or
+pad) to ``image_size``. Decoding runs in parallel and keeps the input order unless shuffling.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from facenet_cli.errors import InputError
+
+STANDARDIZATION_MODES = ("per_image", "fixed", "none")
+
+# Prefix of the assertion raised for a file that is no image; the path follows it.
+_UNREADABLE = "unreadable image:"
+# Magic numbers of the formats tf.io.decode_image reads.
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM")
+
+
+def _is_decodable(contents: tf.Tensor) -> tf.Tensor:
+    # Pad the head so that files shorter than a magic number compare unequal instead of failing.
+    head = tf.strings.substr(
+        tf.strings.join([tf.strings.substr(contents, 0, 12), b"\0" * 12]), 0, 12
+    )
+    ok = tf.constant(False)
+    for magic in _MAGIC:
+        ok = tf.logical_or(ok, tf.equal(tf.strings.substr(head, 0, len(magic)), magic))
+    webp = tf.logical_and(
+        tf.equal(tf.strings.substr(head, 0, 4), b"RIFF"),
+        tf.equal(tf.strings.substr(head, 8, 4), b"WEBP"),
+    )
+    return tf.logical_or(ok, webp)
+
+
+def decode_image(path: tf.Tensor) -> tf.Tensor:
+    """Read and decode one image file to uint8 RGB.
+
+    JPEG, PNG, BMP, WebP and the first frame of a GIF are read; grey images become 3 identical
+    channels and an alpha channel is dropped (as the original aligner does).
+
+    Args:
+        path: a scalar string tensor.
+
+    Returns:
+        A ``uint8`` tensor of shape ``(H, W, 3)``.
+    """
+    contents = tf.io.read_file(path)
+    # Fail with the file's name (decode_image's own error does not name it).
+    check = tf.debugging.Assert(_is_decodable(contents), [_UNREADABLE, path], summarize=1)
+    with tf.control_dependencies([check]):
+        image = tf.io.decode_image(contents, channels=3, dtype=tf.uint8, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def standardize(images: tf.Tensor, mode: str) -> tf.Tensor:
+    """Standardise raw pixels (0..255, any numeric dtype) to float32.
+
+    Args:
+        images: ``(H, W, C)`` or ``(B, H, W, C)`` pixels.
+        mode: ``"per_image"`` (zero mean, unit variance per image, the original's default),
+            ``"fixed"`` (``(x - 127.5) / 128``) or ``"none"`` (float32 pixels 0..255).
+
+    Raises:
+        ValueError: an unknown mode.
+    """
+    images = tf.cast(images, tf.float32)
+    if mode == "per_image":
+        return tf.image.per_image_standardization(images)
+    if mode == "fixed":
+        return (images - 127.5) / 128.0
+    if mode == "none":
+        return images
+    raise ValueError(f"unknown standardization {mode!r}; expected one of {STANDARDIZATION_MODES}")
+
+
+def _crop(
+    image: tf.Tensor, image_size: int, random_crop: bool, seed: tf.Tensor | None
+) -> tf.Tensor:
+    if not random_crop:
+        return tf.image.resize_with_crop_or_pad(image, image_size, image_size)
+    shape = tf.shape(image)
+    # Images smaller than the crop are padded first, so any input size is accepted.
+    image = tf.image.resize_with_crop_or_pad(
+        image, tf.maximum(shape[0], image_size), tf.maximum(shape[1], image_size)
+    )
+    return tf.image.stateless_random_crop(image, [image_size, image_size, 3], seed=seed)
+
+
+def image_dataset(
+    paths: Sequence[str | os.PathLike[str]],
+    labels: Sequence[int] | np.ndarray | None = None,
+    *,
+    image_size: int,
+    batch_size: int,
+    random_crop: bool = False,
+    random_flip: bool = False,
+    standardization: str = "per_image",
+    shuffle: bool = False,
+    seed: int | None = None,
+) -> tf.data.Dataset:
+    """A batched, prefetched dataset of standardised images.
+
+    Args:
+        paths: image files.
+        labels: optional integer label per path; the dataset then yields ``(images, labels)``.
+        image_size: side of the square output.
+        batch_size: images per batch (the last batch may be smaller).
+        random_crop: a random ``image_size`` crop (images smaller than it are padded first);
+            otherwise a centre crop or pad, as the original does for validation.
+        random_flip: mirror left-right with probability 1/2.
+        standardization: ``"per_image"``, ``"fixed"`` or ``"none"`` (see ``standardize``).
+        shuffle: shuffle all paths, again at every iteration.
+        seed: makes shuffling and augmentation reproducible (the sequence of epochs is the same
+            from run to run; each iteration still draws new crops and order).
+
+    Returns:
+        A dataset yielding float32 ``(B, image_size, image_size, 3)`` batches (with int64 labels
+        when given), in input order unless ``shuffle``.
+
+    Raises:
+        ValueError: labels of another length than paths, or an unknown standardisation.
+    """
+    if standardization not in STANDARDIZATION_MODES:
+        raise ValueError(
+            f"unknown standardization {standardization!r}; expected one of {STANDARDIZATION_MODES}"
+        )
+    path_strings = tf.constant([os.fspath(p) for p in paths], dtype=tf.string)
+    ds = tf.data.Dataset.from_tensor_slices(path_strings)
+    if labels is not None:
+        label_array = np.asarray(labels, dtype=np.int64)
+        if label_array.shape != (len(paths),):
+            raise ValueError(f"{label_array.shape[0]} labels for {len(paths)} paths")
+        ds = tf.data.Dataset.zip((ds, tf.data.Dataset.from_tensor_slices(label_array)))
+    if shuffle:
+        ds = ds.shuffle(max(len(paths), 1), seed=seed, reshuffle_each_iteration=True)
+    augment = random_crop or random_flip
+    if augment:
+        # One stateless seed per element: reproducible with ``seed``, fresh on each iteration.
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip((ds, seeds))
+
+    def load(path: tf.Tensor, element_seed: tf.Tensor | None) -> tf.Tensor:
+        image = decode_image(path)
+        crop_seed = flip_seed = None
+        if element_seed is not None:
+            crop_seed, flip_seed = tf.unstack(
+                tf.random.experimental.stateless_split(element_seed, num=2)
+            )
+        image = _crop(image, image_size, random_crop, crop_seed)
+        if random_flip:
+            image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
+        image = standardize(image, standardization)
+        image.set_shape([image_size, image_size, 3])
+        return image
+
+    def mapper(*element: tf.Tensor) -> tf.Tensor | tuple[tf.Tensor, tf.Tensor]:
+        element_seed = element[-1] if augment else None
+        item = element[0] if augment else element
+        if labels is None:
+            path = item if not isinstance(item, tuple) else item[0]
+            return load(path, element_seed)
+        path, label = item
+        return load(path, element_seed), label
+
+    ds = ds.map(
+        mapper,
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=not (shuffle and seed is None),
+    )
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+_QUOTED_PATH = re.compile(r"^[^\]]*\]\s*\[b?['\"]?(?P<path>[^\]]+?)['\"]?\]")
+
+
+def _first_unreadable(paths: Sequence[str | os.PathLike[str]]) -> Path | None:
+    from PIL import Image
+
+    for p in paths:
+        try:
+            with Image.open(p) as im:
+                im.load()
+        except Exception:
+            return Path(p)
+    return None
+
+
+@contextmanager
+def image_errors(paths: Sequence[str | os.PathLike[str]] = ()) -> Iterator[None]:
+    """Turn TensorFlow's decoding errors while iterating a pipeline into a one-line InputError.
+
+    Use around the loop that consumes ``image_dataset``::
+
+        with image_errors(paths):
+            for batch in dataset: ...
+
+    A missing file or a file that is no image is named directly; for a corrupt body the
+    ``paths`` are checked with Pillow to name the first unreadable one.
+    """
+    try:
+        yield
+    except tf.errors.NotFoundError as exc:
+        first = _clean(exc.message)
+        raise InputError(f"{first.split(';')[0]}: image file not found") from None
+    except tf.errors.InvalidArgumentError as exc:
+        message = str(exc.message)
+        if _UNREADABLE in message:
+            match = _QUOTED_PATH.search(message[message.index(_UNREADABLE) :])
+            where = match["path"] if match else "an input file"
+            raise InputError(
+                f"{where}: unreadable image (not a JPEG, PNG, GIF, BMP or WebP file)"
+            ) from None
+        bad = _first_unreadable(paths)
+        first = _clean(message)[:120]
+        if bad is not None:
+            raise InputError(f"{bad}: unreadable image ({first})") from None
+        raise InputError(f"an image could not be decoded ({first})") from None
+
+
+def _clean(message: str) -> str:
+    """The first line of a TensorFlow error without its ``{{function_node ...}}`` prefix."""
+    message = re.sub(r"\{\{[^}]*\}\}\s*", "", str(message)).strip()
+    message = re.sub(r"\s*\[Op:[^\]]*\].*$", "", message.splitlines()[0] if message else "")
+    return message
