@@ -1,9 +1,448 @@
-"""The facenet board Textual app."""
+"""The facenet board Textual app: runs on the left of your attention, charts below.
+
+A polling thread reads new bytes from every event file (``facenet_cli.events.LogdirReader``)
+and posts a small message when runs changed; the UI copies out the points it draws under the
+reader's lock. Nothing here imports TensorFlow.
+"""
 
 from __future__ import annotations
 
-from facenet_cli.errors import FacenetError
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from facenet_cli import events as ev
+from facenet_cli.config import BoardConfig
+from facenet_cli.errors import EXIT_USAGE, FacenetError
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import ContentSwitcher, DataTable, Footer, Static
+
+from tui import model
+from tui.gpu import GpuView, Nvml, format_gpus
+from tui.widgets import (
+    AlertBar,
+    HelpScreen,
+    Line,
+    MetricChart,
+    PanelBar,
+    RunHeader,
+    RunTable,
+)
+
+PANELS: list[tuple[str, str]] = [
+    ("loss", "Loss"),
+    ("triplets", "Triplets"),
+    ("lr", "LR"),
+    ("lfw", "LFW"),
+    ("memory", "Memory"),
+    ("speed", "Speed"),
+]
+SMOOTHING_WEIGHT = 0.6  # TensorBoard's default
+COLORS = ("cyan", "green", "yellow", "orange", "red", "blue", "white")
+COMPARE_COLOR = "magenta"
+GPU_POLL_S = 2.0
 
 
-def run_board(config) -> int:  # type: ignore[no-untyped-def]
-    raise FacenetError("facenet board is not built yet")
+class BoardUsageError(FacenetError):
+    """Options that do not go together."""
+
+    exit_code = EXIT_USAGE
+
+
+class RunsChanged(Message):
+    """Posted by the polling thread: these runs have new data or a new status."""
+
+    def __init__(self, names: frozenset[str]) -> None:
+        super().__init__()
+        self.names = names
+
+
+class GpusRead(Message):
+    """Posted by the polling thread with NVML's latest view."""
+
+    def __init__(self, view: GpuView) -> None:
+        super().__init__()
+        self.view = view
+
+
+class BoardApp(App[int]):
+    """Live dashboard over the event files of every run under a log directory."""
+
+    CSS_PATH = "board.tcss"
+    TITLE = "facenet board"
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("j", "move_run(1)", "Next run", show=False),
+        Binding("k", "move_run(-1)", "Prev run", show=False),
+        Binding("l,right", "move_panel(1)", "Panel"),
+        Binding("h,left", "move_panel(-1)", "Panel", show=False),
+        *(
+            Binding(str(i), f"panel('{key}')", title, show=False)
+            for i, (key, title) in enumerate(PANELS, 1)
+        ),
+        Binding("s", "toggle_smoothing", "Smooth"),
+        Binding("c", "compare", "Compare"),
+        Binding("question_mark", "help", "Help"),
+    ]
+
+    selected: reactive[str | None] = reactive(None, init=False)
+    panel: reactive[str] = reactive("loss", init=False)
+    smoothing: reactive[bool] = reactive(True, init=False)
+    compare_with: reactive[str | None] = reactive(None, init=False)
+
+    def __init__(
+        self,
+        config: BoardConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        nvml: Nvml | None = None,
+        tensorboard_url: str = "",
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.clock = clock
+        self.reader = ev.LogdirReader(config.logdir)
+        self.nvml = nvml if nvml is not None else Nvml()
+        self.tensorboard_url = tensorboard_url
+        self.summaries: dict[str, model.RunSummary] = {}
+        self.loaded = threading.Event()
+        """Set once the first poll has been shown (tests and benchmarks wait on it)."""
+        self.gpu_view = GpuView((), "")
+        self._stop = threading.Event()
+        self._drawn: tuple[object, ...] | None = None
+        self._alerts_seen: set[tuple[str, str, str]] = set()
+        self.exit_code = 0
+
+    # ------------------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        """Header, run list, alerts, panel bar, the panels, footer."""
+        yield RunHeader(id="header")
+        yield RunTable(id="runs")
+        yield AlertBar(id="alerts")
+        yield PanelBar(id="panelbar")
+        with ContentSwitcher(initial="loss", id="panels"):
+            yield MetricChart("loss", id="loss", classes="panel")
+            yield MetricChart(
+                "triplets: active fraction (left), selected (right)", id="triplets", classes="panel"
+            )
+            yield MetricChart("learning rate", id="lr", classes="panel")
+            yield MetricChart("LFW accuracy and VAL", id="lfw", classes="panel")
+            with Vertical(id="memory", classes="panel"):
+                yield MetricChart("memory MB (TensorFlow current / peak)", id="memory-chart")
+                yield Static("", id="gpu-live")
+            yield MetricChart("images per second", id="speed", classes="panel")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Start polling and a slow tick that keeps ages and statuses current."""
+        self.query_one(RunHeader).show(None, str(self.config.logdir), self.tensorboard_url)
+        self._show_panelbar()
+        self.query_one(RunTable).focus()
+        self._poll_events()
+        self.set_interval(1.0, self._tick)
+
+    # ------------------------------------------------------------------------------ polling
+
+    @work(thread=True, exclusive=True, name="poll")
+    def _poll_events(self) -> None:
+        """Read new events every poll interval and tell the UI which runs changed."""
+        first = True
+        next_gpu = 0.0
+        while not self._stop.is_set():
+            changed = self.reader.poll()
+            if changed or first:
+                self.post_message(RunsChanged(frozenset(changed)))
+                first = False
+            now = time.monotonic()
+            if self.panel == "memory" and now >= next_gpu:
+                next_gpu = now + GPU_POLL_S
+                self.post_message(GpusRead(self.nvml.read()))
+            self._stop.wait(self.config.poll_interval)
+
+    def on_runs_changed(self, message: RunsChanged) -> None:
+        """Summarise the changed runs and redraw what shows them."""
+        self._summarize(message.names or set(self.reader.runs))
+        self._refresh_view(data_changed=message.names)
+        self.loaded.set()
+
+    def on_gpus_read(self, message: GpusRead) -> None:
+        """Show NVML's live view (or why there is none)."""
+        self.gpu_view = message.view
+        self.query_one("#gpu-live", Static).update(format_gpus(message.view))
+
+    def _tick(self) -> None:
+        """Ages and statuses move with the clock even when no file changes."""
+        if self.reader.runs:
+            self._summarize(set(self.reader.runs))
+            self._refresh_view(data_changed=frozenset())
+
+    def _summarize(self, names: set[str] | frozenset[str]) -> None:
+        now = self.clock()
+        with self.reader.lock:
+            for name in names:
+                run = self.reader.runs.get(name)
+                if run is not None:
+                    self.summaries[name] = model.summarize(run, now)
+
+    # ------------------------------------------------------------------------------ drawing
+
+    def _ordered(self) -> list[model.RunSummary]:
+        return [self.summaries[n] for n in sorted(self.summaries)]
+
+    def _refresh_view(self, data_changed: frozenset[str] | set[str]) -> None:
+        ordered = self._ordered()
+        table = self.query_one(RunTable)
+        table.show(ordered, self.compare_with)
+        if self.selected is None and ordered:
+            self.selected = ordered[table.cursor_row if table.cursor_row < len(ordered) else 0].name
+        self._show_header()
+        self._notify_new_alerts(ordered)
+        if self.selected in data_changed or self.compare_with in data_changed:
+            self._draw_charts(force=True)
+
+    def _show_header(self) -> None:
+        summary = self.summaries.get(self.selected) if self.selected else None
+        self.query_one(RunHeader).show(summary, str(self.config.logdir), self.tensorboard_url)
+        others = sum(1 for s in self.summaries.values() if s.warnings and s.name != self.selected)
+        self.query_one(AlertBar).show(summary, others)
+
+    def _show_panelbar(self) -> None:
+        self.query_one(PanelBar).show(PANELS, self.panel, self.smoothing, self.compare_with)
+
+    def _notify_new_alerts(self, summaries: list[model.RunSummary]) -> None:
+        for s in summaries:
+            for a in s.alerts:
+                key = (s.name, a.kind, a.message if a.kind == "new_best" else "")
+                if key in self._alerts_seen:
+                    continue
+                self._alerts_seen.add(key)
+                if self.loaded.is_set() or a.severity == model.WARNING:
+                    self.notify(
+                        f"{s.name}: {a.message}",
+                        severity="error" if a.severity == model.WARNING else "information",
+                        timeout=8,
+                    )
+
+    def _series(self, run_name: str | None, tag: str) -> tuple[np.ndarray, np.ndarray, int]:
+        """Copies of a tag's steps and values (under the reader's lock) and its thinning."""
+        empty = np.empty(0)
+        if run_name is None:
+            return empty, empty, 1
+        with self.reader.lock:
+            run = self.reader.runs.get(run_name)
+            series = None if run is None else run.series.get(tag)
+            if series is None or not len(series):
+                return empty, empty, 1
+            x = np.frombuffer(series.steps, dtype=np.int64).astype(np.float64)
+            y = np.frombuffer(series.values, dtype=np.float64).copy()
+            return x, y, series.thinned
+
+    def _lines(
+        self,
+        run_name: str | None,
+        tags: list[tuple[str, str]],
+        *,
+        smooth: bool,
+        colors: tuple[str, ...],
+        label_prefix: str = "",
+        yside: str = "left",
+    ) -> tuple[list[Line], list[str]]:
+        lines: list[Line] = []
+        notes: list[str] = []
+        for (tag, label), color in zip(tags, colors, strict=False):
+            x, y, thinned = self._series(run_name, tag)
+            if not len(x):
+                continue
+            if thinned > 1:
+                notes.append(f"{label}: every {thinned}th point kept")
+            name = f"{label_prefix}{label}"
+            if smooth and self.smoothing and len(y) > 2:
+                lines.append(Line(f"{name} (raw)", x, y, "gray", yside))
+                lines.append(Line(name, x, model.ema(y, SMOOTHING_WEIGHT), color, yside))
+            else:
+                lines.append(Line(name, x, y, color, yside))
+        return lines, notes
+
+    def _memory_tags(self, run_name: str | None) -> list[tuple[str, str]]:
+        if run_name is None:
+            return []
+        with self.reader.lock:
+            run = self.reader.runs.get(run_name)
+            tags = sorted(run.series) if run is not None else []
+        out = []
+        for tag in tags:
+            for base, short in (
+                (ev.GPU_MEMORY_CURRENT_MB, "current"),
+                (ev.GPU_MEMORY_PEAK_MB, "peak"),
+            ):
+                if tag.startswith(base + "/"):
+                    out.append((tag, f"{tag[len(base) + 1 :]} {short}"))
+        if not out:
+            out = [(ev.HOST_RSS_MB, "host RSS")]
+        return out
+
+    def _draw_charts(self, *, force: bool = False) -> None:
+        key = (self.selected, self.panel, self.smoothing, self.compare_with)
+        if not force and key == self._drawn:
+            return
+        self._drawn = key
+        run, other, panel = self.selected, self.compare_with, self.panel
+        if other == run:
+            other = None
+        lines: list[Line] = []
+        notes: list[str] = []
+
+        def add(
+            tags: list[tuple[str, str]],
+            *,
+            smooth: bool = False,
+            yside: str = "left",
+            colors: tuple[str, ...] = COLORS,
+            compare: bool = True,
+        ) -> None:
+            got, why = self._lines(run, tags, smooth=smooth, colors=colors, yside=yside)
+            lines.extend(got)
+            notes.extend(why)
+            if compare and other is not None:
+                got, why = self._lines(
+                    other,
+                    tags[:1],
+                    smooth=smooth,
+                    colors=(COMPARE_COLOR,),
+                    label_prefix=f"{other}: ",
+                    yside=yside,
+                )
+                lines.extend(got)
+                notes.extend(why)
+
+        if panel == "loss":
+            add([(ev.LOSS, "loss")], smooth=True)
+        elif panel == "triplets":
+            add([(ev.TRIPLETS_ACTIVE_FRACTION, "active fraction")])
+            add(
+                [(ev.TRIPLETS_SELECTED, "selected")],
+                yside="right",
+                colors=("yellow",),
+                compare=False,
+            )
+        elif panel == "lr":
+            add([(ev.LEARNING_RATE, "learning rate")])
+        elif panel == "lfw":
+            add([(ev.LFW_ACCURACY, "accuracy"), (ev.LFW_VAL_RATE, "VAL")])
+        elif panel == "memory":
+            add(self._memory_tags(run), compare=False)
+        elif panel == "speed":
+            add([(ev.IMAGES_PER_SEC, "images/s")], smooth=True)
+        chart_id = "memory-chart" if panel == "memory" else panel
+        self.query_one(f"#{chart_id}", MetricChart).set_lines(lines, "; ".join(notes))
+
+    # ------------------------------------------------------------------------------ reactives
+
+    def watch_selected(self) -> None:
+        """A new run is selected: header and charts follow."""
+        self._show_header()
+        self._draw_charts()
+
+    def watch_panel(self, panel: str) -> None:
+        """Switch the visible panel."""
+        self.query_one(ContentSwitcher).current = panel
+        self._show_panelbar()
+        if panel == "memory":
+            self.query_one("#gpu-live", Static).update(
+                format_gpus(self.gpu_view)
+                if self.gpu_view.reason or self.gpu_view.gpus
+                else "reading NVML..."
+            )
+        self._draw_charts()
+
+    def watch_smoothing(self) -> None:
+        """Redraw with or without smoothing."""
+        self._show_panelbar()
+        self._draw_charts()
+
+    def watch_compare_with(self) -> None:
+        """Redraw with or without the comparison run."""
+        self._show_panelbar()
+        self.query_one(RunTable).show(self._ordered(), self.compare_with)
+        self._draw_charts()
+
+    # ------------------------------------------------------------------------------ actions
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        """The cursor moved in the run list."""
+        if event.row_key.value is not None:
+            self.selected = event.row_key.value
+
+    def action_move_run(self, delta: int) -> None:
+        """Move the run-list cursor."""
+        table = self.query_one(RunTable)
+        if table.row_count:
+            table.move_cursor(row=max(0, min(table.row_count - 1, table.cursor_row + delta)))
+
+    def action_move_panel(self, delta: int) -> None:
+        """Next / previous panel."""
+        keys = [k for k, _ in PANELS]
+        self.panel = keys[(keys.index(self.panel) + delta) % len(keys)]
+
+    def action_panel(self, key: str) -> None:
+        """Show one panel."""
+        self.panel = key
+
+    def action_toggle_smoothing(self) -> None:
+        """Smoothing on / off."""
+        self.smoothing = not self.smoothing
+
+    def action_compare(self) -> None:
+        """Pin the selected run for comparison, or clear the pin."""
+        self.compare_with = None if self.compare_with == self.selected else self.selected
+
+    def action_help(self) -> None:
+        """Show the keys."""
+        self.push_screen(HelpScreen())
+
+    async def action_quit(self) -> None:
+        """Stop polling and leave with the alert-aware exit code."""
+        self._stop.set()
+        self.exit(0)
+
+    def on_unmount(self) -> None:
+        """Make sure the polling thread ends."""
+        self._stop.set()
+
+
+def run_board(config: BoardConfig) -> int:
+    """Run ``facenet board``: the live app, or ``--once`` output; returns the exit code.
+
+    Returns:
+        0, or ``EXIT_ALERT`` (5) when ``--once`` finds an active warning.
+    """
+    if config.once:
+        if config.tensorboard:
+            raise BoardUsageError("--tensorboard needs the live board: drop --once")
+        from tui.report import print_once
+
+        return print_once(Path(config.logdir), as_json_output=config.json)
+    if config.json:
+        raise BoardUsageError("--json needs --once")
+    tensorboard = None
+    if config.tensorboard:
+        from tui.tensorboard import start_tensorboard
+
+        tensorboard = start_tensorboard(Path(config.logdir), config.port)
+        print(f"TensorBoard: {tensorboard.url}", file=sys.stderr)
+    try:
+        app = BoardApp(config, tensorboard_url=tensorboard.url if tensorboard else "")
+        code = app.run()
+    finally:
+        if tensorboard is not None:
+            tensorboard.stop()
+    return int(code or 0)

@@ -1,0 +1,216 @@
+"""Widgets of the board: run list, header, alert line, panel bar, charts, help screen."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from facenet_cli import events as ev
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Static
+from textual_plotext import PlotextPlot
+
+from tui import model
+
+STATUS_STYLE = {
+    "live": "green",
+    "stalled": "yellow",
+    "finished": "blue",
+    "failed": "red",
+    "waiting": "dim",
+}
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of a chart: points already copied out of the reader."""
+
+    label: str
+    x: np.ndarray
+    y: np.ndarray
+    color: str = "cyan"
+    yside: str = "left"
+    marker: str = "braille"
+
+
+class RunTable(DataTable[Text | str]):
+    """The run list: name, status, last step, time since the last event, best LFW accuracy."""
+
+    COLUMNS = (
+        ("mark", " "),
+        ("run", "run"),
+        ("status", "status"),
+        ("step", "step"),
+        ("age", "age"),
+        ("best", "best LFW"),
+    )
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)  # type: ignore[arg-type]
+
+    def on_mount(self) -> None:
+        """Create the columns."""
+        for key, label in self.COLUMNS:
+            self.add_column(label, key=key)
+
+    def show(self, summaries: list[model.RunSummary], compare: str | None) -> None:
+        """Add new runs and update the cells that changed."""
+        for s in summaries:
+            cells = {
+                "mark": Text("≈", style="magenta") if s.name == compare else Text(" "),
+                "run": Text(s.name, style="bold red" if s.warnings else ""),
+                "status": Text(s.status, style=STATUS_STYLE.get(s.status, "")),
+                "step": Text("-" if s.last_step is None else f"{s.last_step:,}", justify="right"),
+                "age": Text(model.format_age(s.age_s), justify="right"),
+                "best": Text(model.format_value(s.best_accuracy), justify="right"),
+            }
+            if s.name not in self.rows:
+                self.add_row(*(cells[k] for k, _ in self.COLUMNS), key=s.name)
+                continue
+            for key, value in cells.items():
+                if self.get_cell(s.name, key) != value:
+                    self.update_cell(s.name, key, value, update_width=True)
+
+
+class RunHeader(Static):
+    """Latest values of the selected run and its ETA."""
+
+    def show(self, s: model.RunSummary | None, waiting_for: str, tensorboard_url: str) -> None:
+        """Render the two header lines."""
+        tb = f"  TensorBoard {tensorboard_url}" if tensorboard_url else ""
+        if s is None:
+            self.update(Text(f"waiting for event files in {waiting_for}{tb}", style="dim"))
+            return
+        f = model.format_value
+        line1 = Text()
+        line1.append(s.name, style="bold")
+        line1.append(f"  {s.status}", style=STATUS_STYLE.get(s.status, ""))
+        step = "-" if s.last_step is None else f"{s.last_step:,}"
+        if s.total_steps:
+            step += f"/{s.total_steps:,}"
+        line1.append(f"  step {step}  ETA {model.format_eta(s.eta_s)}")
+        line1.append(f"  img/s {f(s.latest.get(ev.IMAGES_PER_SEC))}")
+        if s.reason:
+            line1.append(f"  {s.reason}", style="red" if s.status == "failed" else "dim")
+        line1.append(tb, style="dim")
+        best = ""
+        if s.best_accuracy is not None:
+            best = f" (best {s.best_accuracy:.4g}@{s.best_accuracy_step:,})"
+        line2 = Text(
+            f"loss {f(s.latest.get(ev.LOSS))}  lr {f(s.latest.get(ev.LEARNING_RATE))}  "
+            f"active {f(s.latest.get(ev.TRIPLETS_ACTIVE_FRACTION))}  "
+            f"LFW {f(s.latest.get(ev.LFW_ACCURACY))}{best}  "
+            f"VAL {f(s.latest.get(ev.LFW_VAL_RATE))}"
+        )
+        if s.corrupt_records:
+            line2.append(f"  {s.corrupt_records} corrupt skipped", style="yellow")
+        self.update(Text("\n").join([line1, line2]))
+
+
+class AlertBar(Static):
+    """One line of alerts for the selected run and a count over the others."""
+
+    def show(self, selected: model.RunSummary | None, others_with_warnings: int) -> None:
+        """Show the selected run's alerts, or hide when there is nothing to say."""
+        parts: list[Text] = []
+        if selected is not None:
+            for a in selected.alerts:
+                style = "bold red" if a.severity == model.WARNING else "bold green"
+                icon = "!" if a.severity == model.WARNING else "*"
+                parts.append(Text(f"{icon} {a.message}", style=style))
+        if others_with_warnings:
+            parts.append(Text(f"{others_with_warnings} other run(s) with alerts", style="yellow"))
+        self.set_class(bool(parts), "-active")
+        self.update(Text("  ").join(parts))
+
+
+class PanelBar(Static):
+    """The panel names with the current one highlighted; keys 1-6 or left/right switch."""
+
+    def show(
+        self, panels: list[tuple[str, str]], current: str, smoothing: bool, compare: str | None
+    ) -> None:
+        """Render the bar."""
+        text = Text()
+        for i, (key, title) in enumerate(panels, 1):
+            style = "reverse bold" if key == current else "dim"
+            text.append(f" {i} {title} ", style=style)
+        text.append(f"  smooth {'on' if smoothing else 'off'}", style="dim")
+        if compare:
+            text.append(f"  vs {compare}", style="magenta")
+        self.update(text)
+
+
+class MetricChart(PlotextPlot):
+    """A line chart with axes; lines are decimated (min/max) to the chart's width."""
+
+    def __init__(self, title: str, *, ylabel_right: str = "", **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.title = title
+        self.ylabel_right = ylabel_right
+        self.lines: list[Line] = []
+        self.note = ""
+
+    def set_lines(self, lines: list[Line], note: str = "") -> None:
+        """Replace the plotted lines and redraw."""
+        self.lines = lines
+        self.note = note
+        self.replot()
+
+    def on_resize(self) -> None:
+        """Decimation depends on the width: redo it."""
+        self.replot()
+
+    def replot(self) -> None:
+        """Draw the lines at the current size."""
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        width = max(10, self.size.width - 12)
+        drawn = 0
+        for line in self.lines:
+            x, y = model.minmax_decimate(line.x, line.y, width)
+            if len(x) == 0:
+                continue
+            plt.plot(
+                x.tolist(),
+                y.tolist(),
+                label=line.label,
+                color=line.color,
+                yside=line.yside,
+                marker=line.marker,
+            )
+            drawn += 1
+        title = self.title + (f"  {self.note}" if self.note else "")
+        if not drawn:
+            title += "  (no data yet)"
+        plt.title(title)
+        plt.xlabel("step")
+        self.refresh()
+
+
+class HelpScreen(ModalScreen[None]):
+    """The keys."""
+
+    BINDINGS = [Binding("escape,q,question_mark", "app.pop_screen", "Close")]
+
+    TEXT = """[b]facenet board[/b]
+
+  j / k, up / down     previous / next run
+  1 .. 6, left / right   switch panel (loss, triplets, lr, LFW, memory, speed)
+  s                    toggle smoothing (loss, images/s)
+  c                    compare: overlay the selected run on the others (again to clear)
+  ?                    this help
+  q                    quit
+
+Status: live, stalled (no event for a while), finished / failed (train's marker files).
+Charts keep every point (up to a large cap per tag) and draw min/max per column."""
+
+    def compose(self) -> ComposeResult:
+        """The help text in a box."""
+        with Vertical(id="help"):
+            yield Static(self.TEXT)
