@@ -1,0 +1,103 @@
+"""``model.json``: the preprocessing a model expects, written beside every run and export."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from facenet_cli.errors import InputError
+
+SIDECAR_NAME = "model.json"
+STANDARDIZATIONS = ("per_image", "fixed", "none")
+COLOR_ORDERS = ("RGB", "BGR")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What an embedding model is and which input it expects.
+
+    Attributes:
+        model_def: registry name of the architecture (``inception_resnet_v1``, ``small``, ...).
+        embedding_size: length of the embedding.
+        image_size: side of the square input in pixels.
+        standardization: ``per_image`` (``tf.image.per_image_standardization``), ``fixed``
+            (``(x - 127.5) / 128``) or ``none`` (float pixels 0..255).
+        color_order: channel order the model was trained on, ``RGB`` or ``BGR``.
+        keep_probability: dropout keep probability the model was built with.
+        weight_decay: L2 weight decay the model was built with.
+    """
+
+    model_def: str
+    embedding_size: int
+    image_size: int
+    standardization: str
+    color_order: str = "RGB"
+    keep_probability: float = 1.0
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.standardization not in STANDARDIZATIONS:
+            raise ValueError(
+                f"standardization must be one of {STANDARDIZATIONS}, not {self.standardization!r}"
+            )
+        if self.color_order not in COLOR_ORDERS:
+            raise ValueError(f"color_order must be one of {COLOR_ORDERS}, not {self.color_order!r}")
+        if self.embedding_size < 1 or self.image_size < 1:
+            raise ValueError("embedding_size and image_size must be positive")
+
+    def build_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments that rebuild the architecture with ``create_model``."""
+        return {
+            "embedding_size": self.embedding_size,
+            "image_size": self.image_size,
+            "keep_probability": self.keep_probability,
+            "weight_decay": self.weight_decay,
+        }
+
+
+def sidecar_path(path: Path) -> Path:
+    """``path`` itself when it names a file, else ``path / model.json``."""
+    path = Path(path)
+    return path if path.suffix == ".json" else path / SIDECAR_NAME
+
+
+def write_model_info(path: Path, info: ModelInfo) -> Path:
+    """Write ``info`` as JSON to ``path`` (a ``.json`` file or a folder that gets ``model.json``).
+
+    Returns:
+        The file written.
+    """
+    target = sidecar_path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(asdict(info), indent=2) + "\n")
+    return target
+
+
+def read_model_info(path: Path) -> ModelInfo:
+    """Read a ``model.json`` (or the one inside the folder ``path``).
+
+    Unknown keys are ignored so that newer files stay readable.
+
+    Raises:
+        InputError: the file is missing, is not JSON, or lacks a required field.
+    """
+    target = sidecar_path(path)
+    try:
+        data = json.loads(target.read_text())
+    except FileNotFoundError:
+        raise InputError(f"{target}: model sidecar not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{target}: not a readable JSON model sidecar ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{target}: expected a JSON object")
+    known = {f.name for f in fields(ModelInfo)}
+    missing = [name for name in ("model_def", "embedding_size", "image_size", "standardization")
+               if name not in data]  # fmt: skip
+    if missing:
+        raise InputError(f"{target}: missing field(s) {', '.join(missing)}")
+    try:
+        return ModelInfo(**{k: v for k, v in data.items() if k in known})
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{target}: {exc}") from None
