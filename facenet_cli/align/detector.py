@@ -1,0 +1,283 @@
+"""MTCNN face detection, batched over images, with the P/R/O-Net weights of the `mtcnn` wheel.
+
+The `mtcnn` package runs PNet once per pyramid scale and image, and R/O-Net once per image. Here
+all pyramid levels of a whole batch of images are packed into a few mosaic canvases (PNet is fully
+convolutional, so one call scores every level of every image), and the R-Net and O-Net candidates
+of all images of the batch go through one call each. The arithmetic between the networks follows
+the package (its normalisation, patch sampling, box regression and NMS rules), so boxes agree.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from facenet_cli.align import geometry as geo
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Faces found in one image, best score first.
+
+    Attributes:
+        boxes: ``(N, 4)`` float ``x1 y1 x2 y2`` in original pixels (not clipped to the image).
+        scores: ``(N,)`` ONet face probabilities.
+        landmarks: ``(N, 5, 2)`` points (left eye, right eye, nose, mouth left, mouth right).
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    landmarks: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+
+def _empty() -> Detections:
+    return Detections(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2)))
+
+
+def import_tensorflow():  # type: ignore[no-untyped-def]
+    """Import TensorFlow with its C++ start-up banner (oneDNN, CUDA notices) kept off stderr."""
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    return tf
+
+
+def _load_networks():  # type: ignore[no-untyped-def]
+    """The three Keras networks of the `mtcnn` wheel with its shipped weights."""
+    from mtcnn.network.onet import ONet
+    from mtcnn.network.pnet import PNet
+    from mtcnn.network.rnet import RNet
+    from mtcnn.utils.tensorflow import load_weights
+
+    nets = []
+    for cls, weights in ((PNet, "pnet.lz4"), (RNet, "rnet.lz4"), (ONet, "onet.lz4")):
+        net = cls()
+        net.build()
+        # The wheel's own loader for its own bundled assets (joblib files).
+        net.set_weights(load_weights(weights))
+        nets.append(net)
+    return nets
+
+
+class MtcnnDetector:
+    """Batched MTCNN.
+
+    Args:
+        min_face_size: smallest face searched for, px.
+        thresholds: P-Net, R-Net, O-Net score thresholds.
+        factor: pyramid scale factor.
+        max_canvas_pixels: area of one PNet mosaic canvas (bounds activation memory).
+    """
+
+    NMS_PNET_SCALE = 0.5
+    NMS_PNET_ALL = 0.7
+    NMS_RNET = 0.7
+    NMS_ONET = 0.7
+
+    def __init__(
+        self,
+        min_face_size: int = 20,
+        thresholds: Sequence[float] = (0.6, 0.7, 0.7),
+        factor: float = 0.709,
+        max_canvas_pixels: int = 2_000_000,
+    ) -> None:
+        tf = import_tensorflow()
+
+        self.min_face_size = int(min_face_size)
+        self.thresholds = tuple(float(t) for t in thresholds)
+        self.factor = float(factor)
+        self.max_canvas_pixels = int(max_canvas_pixels)
+        self._tf = tf
+        pnet, rnet, onet = _load_networks()
+        spec = tf.TensorSpec([None, None, None, 3], tf.float32)
+        self._pnet = tf.function(lambda x: pnet(x, training=False), input_signature=[spec])
+        self._rnet = tf.function(
+            lambda x: rnet(x, training=False),
+            input_signature=[tf.TensorSpec([None, 24, 24, 3], tf.float32)],
+        )
+        self._onet = tf.function(
+            lambda x: onet(x, training=False),
+            input_signature=[tf.TensorSpec([None, 48, 48, 3], tf.float32)],
+        )
+
+    # ------------------------------------------------------------------------------ stages
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        """Detect faces in a batch of ``uint8`` RGB ``(H, W, 3)`` images of any sizes."""
+        if not images:
+            return []
+        tf = self._tf
+        norm = [tf.constant((np.asarray(im, np.float32) - 127.5) / 128.0) for im in images]
+        cands = self._stage_pnet(norm)
+        cands = self._stage_refine(norm, cands, stage=1)
+        return self._stage_output(norm, cands)
+
+    def _stage_pnet(self, norm: list) -> list[np.ndarray]:  # type: ignore[type-arg]
+        """PNet over all pyramid levels of all images: square candidate boxes per image."""
+        tf = self._tf
+        levels: list[tuple[int, float, tuple[int, int]]] = []  # (image, scale, shape)
+        for i, im in enumerate(norm):
+            h, w = int(im.shape[0]), int(im.shape[1])
+            for s in geo.pyramid_scales(h, w, self.min_face_size, self.factor):
+                shape = geo.level_shape(h, w, s)
+                if geo.pnet_cells(shape[0]) > 0 and geo.pnet_cells(shape[1]) > 0:
+                    levels.append((i, float(s), shape))
+        placements, canvas_shapes = geo.pack_levels(
+            [lv[2] for lv in levels], self.max_canvas_pixels
+        )
+        canvases = [np.zeros((ch, cw, 3), np.float32) for ch, cw in canvas_shapes]
+        # Images of one shape are resized together: one area-resize call per level size.
+        by_key: dict[tuple[tuple[int, int], tuple[int, int]], list[int]] = {}
+        for k, (i, _s, shape) in enumerate(levels):
+            by_key.setdefault((tuple(norm[i].shape[:2]), shape), []).append(k)
+        for (_src, shape), ks in by_key.items():
+            stack = tf.stack([norm[levels[k][0]] for k in ks])
+            resized = tf.image.resize(stack, shape, method="area").numpy()
+            for k, img in zip(ks, resized, strict=True):
+                p = placements[k]
+                canvases[p.canvas][p.y : p.y + p.height, p.x : p.x + p.width] = img
+        per_image: list[list[np.ndarray]] = [[] for _ in norm]
+        for c, canvas in enumerate(canvases):
+            reg, prob = self._pnet(canvas[None])
+            reg, prob = reg.numpy()[0], prob.numpy()[0, :, :, 1]
+            ks = [k for k, p in enumerate(placements) if p.canvas == c]
+            for k in ks:
+                p = placements[k]
+                r0, c0 = p.y // 2, p.x // 2
+                nh, nw = geo.pnet_cells(p.height), geo.pnet_cells(p.width)
+                score = prob[r0 : r0 + nh, c0 : c0 + nw]
+                rows, cols = np.nonzero(score > self.thresholds[0])
+                if len(rows) == 0:
+                    continue
+                s = score[rows, cols]
+                boxes = geo.pnet_boxes(
+                    rows, cols, reg[r0 + rows, c0 + cols], np.full(len(rows), levels[k][1])
+                )
+                order = np.argsort(-s, kind="stable")
+                boxes, s = boxes[order], s[order]
+                keep = geo.suppress(boxes, self.NMS_PNET_SCALE, "union")
+                per_image[levels[k][0]].append(
+                    (levels[k][1], np.hstack([boxes[keep], s[keep, None]]))
+                )
+        out = []
+        for found in per_image:
+            # Levels in pyramid order (largest scale first), as the package concatenates them.
+            found.sort(key=lambda t: -t[0])
+            rows = np.concatenate([f[1] for f in found]) if found else np.zeros((0, 5))
+            rows = rows[np.argsort(-rows[:, 4], kind="stable")]
+            keep = geo.suppress(rows[:, :4], self.NMS_PNET_ALL, "union")
+            rows = rows[keep]
+            rows[:, :4] = geo.square_boxes(rows[:, :4])
+            out.append(rows)
+        return out
+
+    def _patches(self, norm: list, cands: list[np.ndarray], size: int):  # type: ignore[no-untyped-def]
+        """Bilinear ``size``-px patches of every candidate box, sampled as the package does."""
+        tf = self._tf
+        parts = []
+        for im, rows in zip(norm, cands, strict=True):
+            if len(rows) == 0:
+                continue
+            h, w = float(im.shape[0]), float(im.shape[1])
+            coords = (rows[:, [1, 0, 3, 2]] / np.array([h, w, h, w])).astype(np.float32)
+            parts.append(
+                tf.image.crop_and_resize(
+                    im[None], coords, tf.zeros(len(rows), tf.int32), (size, size)
+                )
+            )
+        return tf.concat(parts, axis=0)
+
+    def _stage_refine(self, norm: list, cands: list[np.ndarray], stage: int) -> list[np.ndarray]:
+        """RNet on all candidates of all images at once."""
+        counts = [len(c) for c in cands]
+        if sum(counts) == 0:
+            return cands
+        reg, prob = self._rnet(self._patches(norm, cands, 24))
+        reg, score = reg.numpy(), prob.numpy()[:, 1]
+        out = []
+        start = 0
+        for rows, n in zip(cands, counts, strict=True):
+            r, s = reg[start : start + n], score[start : start + n]
+            start += n
+            boxes = geo.regress_boxes(rows[:, :4], r)
+            sel = s > self.thresholds[stage]
+            boxes, s = boxes[sel], s[sel]
+            order = np.argsort(-s, kind="stable")
+            boxes, s = boxes[order], s[order]
+            keep = geo.suppress(boxes, self.NMS_RNET, "union")
+            out.append(np.hstack([geo.square_boxes(boxes[keep]), s[keep, None]]))
+        return out
+
+    def _stage_output(self, norm: list, cands: list[np.ndarray]) -> list[Detections]:
+        """ONet on all candidates of all images at once: final boxes and landmarks."""
+        counts = [len(c) for c in cands]
+        if sum(counts) == 0:
+            return [_empty() for _ in cands]
+        reg, points, prob = self._onet(self._patches(norm, cands, 48))
+        reg, points, score = reg.numpy(), points.numpy(), prob.numpy()[:, 1]
+        out = []
+        start = 0
+        for rows, n in zip(cands, counts, strict=True):
+            sl = slice(start, start + n)
+            start += n
+            if n == 0:
+                out.append(_empty())
+                continue
+            marks = geo.onet_landmarks(rows[:, :4], points[sl])
+            boxes = geo.regress_boxes(rows[:, :4], reg[sl])
+            s = score[sl]
+            sel = s > self.thresholds[2]
+            boxes, s, marks = boxes[sel], s[sel], marks[sel]
+            order = np.argsort(-s, kind="stable")
+            boxes, s, marks = boxes[order], s[order], marks[order]
+            keep = geo.suppress(boxes, self.NMS_ONET, "min")
+            out.append(Detections(boxes[keep], s[keep], marks[keep]))
+        return out
+
+
+def configure_tensorflow(threads: int, gpu_memory_fraction: float = 1.0) -> None:
+    """Thread pools for a worker process, and GPU memory growth when a fraction is asked for.
+
+    Must run before TensorFlow executes anything in this process.
+    """
+    tf = import_tensorflow()
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(max(threads, 1))
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        if gpu_memory_fraction < 1.0:
+            for gpu in tf.config.list_physical_devices("GPU"):
+                tf.config.experimental.set_memory_growth(gpu, True)
+    except RuntimeError:
+        pass  # already initialised in this process: keep what is there
+
+
+_CACHE: dict[tuple[int, tuple[float, ...], float], MtcnnDetector] = {}
+
+
+def shared_detector(
+    min_face_size: int = 20, thresholds: Sequence[float] = (0.6, 0.7, 0.7), factor: float = 0.709
+) -> MtcnnDetector:
+    """One detector per process and settings (building one loads weights and traces graphs)."""
+    key = (int(min_face_size), tuple(float(t) for t in thresholds), float(factor))
+    if key not in _CACHE:
+        _CACHE[key] = MtcnnDetector(*key)
+    return _CACHE[key]
