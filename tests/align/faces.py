@@ -44,7 +44,7 @@ def write_dataset(
     seed: int = 0,
     canvas_hw: tuple[int, int] = (300, 360),
 ) -> dict[str, np.ndarray]:
-    """A class-per-folder dataset of JPEGs with one astronaut each; returns true boxes by rel path."""
+    """A class-per-folder dataset of JPEGs, one astronaut each; returns true boxes by path."""
     rng = np.random.default_rng(seed)
     truth = {}
     for cls in classes:

@@ -38,7 +38,7 @@ def test_face_is_found_where_it_was_put(detector) -> None:
         images.append(img)
         truths.append(boxes[0])
     # One call: images of different sizes share the PNet mosaic and the R/O-Net batches.
-    for img, truth, det in zip(images, truths, detector.detect(images), strict=True):
+    for truth, det in zip(truths, detector.detect(images), strict=True):
         assert len(det) >= 1
         assert geo.box_iou(det.boxes[0], truth) > 0.8
         assert det.scores[0] > 0.9
