@@ -1,9 +1,485 @@
-"""The validate job."""
+"""The validate job: embed the images of an LFW-format pairs file and run the protocol.
+
+``evaluate_on_pairs`` is the reusable core (the training loop calls it after each epoch with an
+in-memory model); ``run_validate`` is ``facenet validate``: it loads a model, reconciles the
+command-line options with the model's ``model.json`` and prints the results.
+"""
 
 from __future__ import annotations
 
-from facenet_cli.errors import FacenetError
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from facenet_cli.errors import FacenetError, InputError
+from facenet_cli.evaluate.metrics import EvaluationResult, evaluate, metric_id
+
+if TYPE_CHECKING:
+    from facenet_cli.config import ValidateConfig
+    from facenet_cli.data.pairs import Pair
+
+EmbedFn = Callable[[np.ndarray], np.ndarray]
 
 
-def run_validate(config) -> None:  # type: ignore[no-untyped-def]
-    raise FacenetError("facenet validate is not built yet")
+@dataclass(frozen=True)
+class ValidationReport:
+    """The protocol's result and what it was computed on.
+
+    Attributes:
+        result: the figures (accuracy, VAL@FAR, ROC, AUC, EER).
+        lfw_dir: the image folder.
+        pairs_path: the pairs file (None when pairs were passed in directly).
+        nrof_pairs_listed: pairs in the file.
+        kept: indices (into the file's pairs) of the pairs evaluated.
+        missing: images that were not found, each once.
+        nrof_images: distinct images read (each embedded once, twice with flips).
+        nrof_forward: images through the model, flips included.
+        embedding_seconds: wall time of reading and embedding.
+        use_flipped_images: whether flipped embeddings were concatenated.
+    """
+
+    result: EvaluationResult
+    lfw_dir: Path
+    pairs_path: Path | None
+    nrof_pairs_listed: int
+    kept: np.ndarray
+    missing: list[Path]
+    nrof_images: int
+    nrof_forward: int
+    embedding_seconds: float
+    use_flipped_images: bool
+
+    @property
+    def nrof_pairs_used(self) -> int:
+        return int(self.kept.size)
+
+    @property
+    def nrof_pairs_skipped(self) -> int:
+        return self.nrof_pairs_listed - self.nrof_pairs_used
+
+    @property
+    def images_per_second(self) -> float:
+        return self.nrof_forward / self.embedding_seconds if self.embedding_seconds > 0 else 0.0
+
+    @property
+    def warnings(self) -> list[str]:
+        """One line per problem worth telling the user (empty when all went to plan)."""
+        out: list[str] = []
+        if self.missing:
+            first = self.missing[0]
+            out.append(
+                f"{len(self.missing)} image(s) not found under {self.lfw_dir} (first: {first}): "
+                f"skipped {self.nrof_pairs_skipped} of {self.nrof_pairs_listed} pairs, so the "
+                "folds no longer equal the official ones (--strict makes this an error)"
+            )
+        r = self.result
+        if r.nrof_unreachable_folds:
+            out.append(
+                f"FAR={r.far_target:g} is not reached on the training folds of "
+                f"{r.nrof_unreachable_folds} of {r.nrof_folds} folds: VAL leaves them out"
+            )
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the result's figures plus the data they were computed on."""
+        return {
+            **self.result.to_dict(),
+            "lfw_dir": str(self.lfw_dir),
+            "pairs": str(self.pairs_path) if self.pairs_path else None,
+            "pairs_listed": self.nrof_pairs_listed,
+            "pairs_used": self.nrof_pairs_used,
+            "pairs_skipped": self.nrof_pairs_skipped,
+            "missing_images": [str(p) for p in self.missing],
+            "images": self.nrof_images,
+            "use_flipped_images": self.use_flipped_images,
+            "embedding_seconds": round(self.embedding_seconds, 3),
+            "images_per_second": round(self.images_per_second, 1),
+            "warnings": self.warnings,
+        }
+
+
+def _embed_batch(embed: EmbedFn, batch: np.ndarray, flipped: bool) -> np.ndarray:
+    if not flipped:
+        return np.asarray(embed(batch))
+    n = len(batch)
+    # One forward pass over the images and their mirrors; the original concatenates the two
+    # embeddings (image first) without normalising again.
+    both = np.asarray(embed(np.concatenate([batch, batch[:, :, ::-1, :]], axis=0)))
+    return np.concatenate([both[:n], both[n:]], axis=1)
+
+
+def embed_paths(
+    embed: EmbedFn,
+    paths: Sequence[Path],
+    *,
+    image_size: int,
+    batch_size: int = 100,
+    use_flipped_images: bool = False,
+    on_batch: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Stream images through ``tf.data`` in batches and embed them.
+
+    Args:
+        embed: raw-pixel batch (float32 0..255) -> embeddings.
+        paths: image files, embedded in this order.
+        image_size: centre crop / pad size.
+        batch_size: images per batch read.
+        use_flipped_images: concatenate the embedding of each image's mirror image.
+        on_batch: called with the number of images of each finished batch.
+
+    Returns:
+        ``(len(paths), D)`` float32 (``2 D`` with flips).
+
+    Raises:
+        InputError: an unreadable image, or a model that returns the wrong shape or non-finite
+            values.
+    """
+    from facenet_cli.data.pipeline import image_dataset, image_errors
+
+    dataset = image_dataset(
+        paths, image_size=image_size, batch_size=batch_size, standardization="none"
+    )
+    parts: list[np.ndarray] = []
+    with image_errors(paths):
+        for batch in dataset:
+            images = batch.numpy()
+            emb = _embed_batch(embed, images, use_flipped_images)
+            if emb.ndim != 2 or emb.shape[0] != len(images):
+                raise InputError(
+                    f"the model returned embeddings of shape {emb.shape} for {len(images)} images"
+                )
+            parts.append(emb.astype(np.float32, copy=False))
+            if on_batch is not None:
+                on_batch(len(images))
+    if not parts:
+        return np.zeros((0, 0), np.float32)
+    out = np.concatenate(parts, axis=0)
+    if not np.all(np.isfinite(out)):
+        raise InputError("the model produced non-finite embeddings (NaN or infinity)")
+    return out
+
+
+def evaluate_on_pairs(
+    embed: EmbedFn,
+    lfw_dir: str | os.PathLike[str],
+    pairs_path: str | os.PathLike[str] | Sequence[Pair],
+    *,
+    image_size: int,
+    batch_size: int = 100,
+    use_flipped_images: bool = False,
+    distance_metric: int | str = 0,
+    subtract_mean: bool = False,
+    nrof_folds: int = 10,
+    far_target: float = 1e-3,
+    strict: bool = False,
+    on_start: Callable[[int], None] | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> ValidationReport:
+    """Embed the images of a pairs file and run the LFW protocol on them.
+
+    Each distinct image is read and embedded once (LFW's 6000 pairs name 7701 images, 12000
+    times). Pairs with a missing image are skipped (counted in the report's warnings) unless
+    ``strict``; the remaining pairs are then split into contiguous folds, which no longer equal
+    the official ones.
+
+    Args:
+        embed: raw-pixel batch ``(N, S, S, 3)`` float32 0..255 -> L2-normalised ``(N, D)``,
+            e.g. ``EmbeddingModel.embed``.
+        lfw_dir: aligned images, ``<name>/<name>_<idx:04d>.<ext>``.
+        pairs_path: an LFW-format pairs file, or pairs already read with ``read_pairs``.
+        image_size: centre crop / pad size (the model's input size).
+        batch_size: images per batch.
+        use_flipped_images: concatenate the embeddings of each image and its mirror.
+        distance_metric: 0 / "euclidean" or 1 / "cosine".
+        subtract_mean: per fold, subtract the training folds' mean embedding.
+        nrof_folds: folds of the protocol.
+        far_target: FAR at which VAL is reported.
+        strict: a missing image is an error instead of a skipped pair.
+        on_start: called once with the number of images to embed.
+        on_batch: called with the number of images in each embedded batch.
+
+    Returns:
+        A :class:`ValidationReport`.
+
+    Raises:
+        InputError: unreadable or malformed pairs file, missing folder, a missing image with
+            ``strict``, fewer usable pairs than folds, an unreadable image.
+    """
+    from facenet_cli.data.pairs import read_pairs, resolve_pairs
+
+    metric = metric_id(distance_metric)
+    if isinstance(pairs_path, str | os.PathLike):
+        source: Path | None = Path(pairs_path)
+        pairs = read_pairs(source)
+    else:
+        source, pairs = None, list(pairs_path)
+    lfw_dir = Path(lfw_dir)
+    resolved = resolve_pairs(lfw_dir, pairs, strict=strict)
+    where = source if source is not None else lfw_dir
+    if resolved.kept.size < nrof_folds:
+        raise InputError(
+            f"{where}: only {resolved.kept.size} of {len(pairs)} pairs have both images under "
+            f"{lfw_dir}; {nrof_folds} folds need at least {nrof_folds}"
+        )
+    unique: dict[Path, int] = {}
+    slots = np.array([unique.setdefault(p, len(unique)) for p in resolved.paths], dtype=np.int64)
+    images = list(unique)
+    if on_start is not None:
+        on_start(len(images))
+    t0 = time.perf_counter()
+    embeddings = embed_paths(
+        embed,
+        images,
+        image_size=image_size,
+        batch_size=batch_size,
+        use_flipped_images=use_flipped_images,
+        on_batch=on_batch,
+    )
+    seconds = time.perf_counter() - t0
+    paired = embeddings[slots]
+    result = evaluate(
+        paired[0::2],
+        paired[1::2],
+        resolved.issame,
+        nrof_folds=nrof_folds,
+        distance_metric=metric,
+        subtract_mean=subtract_mean,
+        far_target=far_target,
+    )
+    return ValidationReport(
+        result=result,
+        lfw_dir=lfw_dir,
+        pairs_path=source,
+        nrof_pairs_listed=len(pairs),
+        kept=resolved.kept,
+        missing=list(resolved.missing),
+        nrof_images=len(images),
+        nrof_forward=len(images) * (2 if use_flipped_images else 1),
+        embedding_seconds=seconds,
+        use_flipped_images=use_flipped_images,
+    )
+
+
+# ------------------------------------------------------------------------------------ the job
+
+
+def newest_run(models_dir: Path) -> Path | None:
+    """The run folder under ``models_dir`` whose newest file is the most recent."""
+    if not models_dir.is_dir():
+        return None
+    best: tuple[float, Path] | None = None
+    for run in models_dir.iterdir():
+        if not run.is_dir():
+            continue
+        stamps = [p.stat().st_mtime for p in run.iterdir() if p.is_file()]
+        if not stamps:
+            continue
+        if best is None or max(stamps) > best[0]:
+            best = (max(stamps), run)
+    return best[1] if best else None
+
+
+def _resolve_inputs(config: ValidateConfig) -> tuple[Path, Path, Path]:
+    """LFW folder, model and pairs file, with the demo defaults filled in."""
+    if config.lfw_dir is None and config.model is None:
+        from facenet_cli.data.demo_faces import demo_paths
+
+        demo = demo_paths()
+        models_dir = demo.root / "models"
+        run = newest_run(models_dir)
+        if run is None:
+            raise InputError(
+                f"{models_dir}: no demo run to validate; train one with `facenet train` "
+                "(or give LFW_DIR and MODEL)"
+            )
+        if not demo.aligned_test.is_dir():
+            raise InputError(
+                f"{demo.aligned_test}: demo test faces not aligned; run `facenet align` first"
+            )
+        return demo.aligned_test, run, config.lfw_pairs or demo.pairs
+    if config.lfw_dir is None or config.model is None:
+        raise InputError("validate needs both LFW_DIR and MODEL (or neither, for the demo)")
+    lfw_dir = Path(config.lfw_dir)
+    if not lfw_dir.is_dir():
+        raise InputError(f"{lfw_dir}: image directory not found")
+    pairs = config.lfw_pairs
+    if pairs is None:
+        for candidate in (lfw_dir / "pairs.txt", lfw_dir.parent / "pairs.txt"):
+            if candidate.is_file():
+                pairs = candidate
+                break
+        else:
+            raise InputError(
+                f"{lfw_dir}: no pairs.txt here or beside it; pass --lfw-pairs FILE "
+                "(`facenet pairs DIR --out FILE` makes one for any aligned folder)"
+            )
+    return lfw_dir, Path(config.model), Path(pairs)
+
+
+def _configure(model: Any, config: ValidateConfig) -> tuple[EmbedFn, int, list[str]]:
+    """The embedding function and crop size: the model's sidecar, unless a flag says otherwise.
+
+    Returns:
+        ``(embed, crop_size, warnings)``.
+    """
+    info = model.info
+    notes: list[str] = []
+    embed: EmbedFn = model.embed
+    wanted = config.use_fixed_image_standardization
+    if wanted is not None:
+        mode = "fixed" if wanted else "per_image"
+        if mode != info.standardization:
+            flag = "--use-fixed-image-standardization" if wanted else (
+                "--no-use-fixed-image-standardization")
+            if model.keras_model is not None:
+                from facenet_cli.models.loading import embedding_fn
+
+                notes.append(
+                    f"{flag} overrides the model's own standardisation "
+                    f"({info.standardization!r} in model.json)"
+                )
+                embed = embedding_fn(
+                    model.keras_model, dataclasses.replace(info, standardization=mode)
+                )
+            else:
+                notes.append(
+                    f"{flag} ignored: this SavedModel applies its own standardisation "
+                    f"({info.standardization!r} in model.json)"
+                )
+    crop = config.image_size or info.image_size
+    if crop != info.image_size:
+        notes.append(
+            f"--image-size {crop} differs from the model's input size {info.image_size} "
+            f"(model.json): images are centre-cropped to {crop} px, then resized to "
+            f"{info.image_size} px"
+        )
+        embed = _resizing(embed, info.image_size)
+    return embed, crop, notes
+
+
+def _resizing(embed: EmbedFn, size: int) -> EmbedFn:
+    import tensorflow as tf
+
+    def resized(images: np.ndarray) -> np.ndarray:
+        return embed(tf.image.resize(images, (size, size)).numpy())
+
+    return resized
+
+
+def run_validate(config: ValidateConfig) -> ValidationReport:
+    """``facenet validate``: load MODEL, run the protocol on LFW_DIR's pairs, print the result.
+
+    Raises:
+        InputError: a missing folder, model or pairs file, a missing image with ``--strict``,
+            or an unreadable image.
+    """
+    from facenet_cli.models.loading import load_embedding_model
+    from facenet_cli.progress import console, progress_bars
+
+    lfw_dir, model_path, pairs_path = _resolve_inputs(config)
+    model = load_embedding_model(model_path)
+    embed, crop, notes = _configure(model, config)
+    for note in notes:
+        console.print(f"[yellow]warning:[/] {note}", highlight=False, soft_wrap=True)
+
+    with progress_bars("rate", transient=True) as progress:
+        state: dict[str, Any] = {}
+
+        def on_start(total: int) -> None:
+            state.update(start=time.perf_counter(), done=0)
+            state["task"] = progress.add_task("embedding", total=total, rate="")
+
+        def on_batch(n: int) -> None:
+            state["done"] += n
+            elapsed = max(time.perf_counter() - state["start"], 1e-9)
+            rate = f"{state['done'] / elapsed:.0f} img/s"
+            progress.update(state["task"], advance=n, rate=rate)
+
+        report = evaluate_on_pairs(
+            embed,
+            lfw_dir,
+            pairs_path,
+            image_size=crop,
+            batch_size=config.lfw_batch_size,
+            use_flipped_images=config.use_flipped_images,
+            distance_metric=config.distance_metric,
+            subtract_mean=config.subtract_mean,
+            nrof_folds=config.lfw_nrof_folds,
+            far_target=config.far_target,
+            strict=config.strict,
+            on_start=on_start,
+            on_batch=on_batch,
+        )
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+
+    if config.roc is not None:
+        _write_roc(config.roc, report, model_path)
+    if config.json:
+        data = report.to_dict()
+        data["model"] = str(model_path)
+        data["model_info"] = dataclasses.asdict(model.info)
+        data["warnings"] = notes + data["warnings"]
+        print(json.dumps(data, indent=2))
+    else:
+        _print_report(report, model_path)
+    return report
+
+
+def _write_roc(path: Path, report: ValidationReport, model_path: Path) -> None:
+    from facenet_cli.evaluate.roc import write_roc_csv, write_roc_png
+
+    r = report.result
+    if Path(path).suffix.lower() == ".png":
+        write_roc_png(path, r.fpr, r.tpr, title=Path(model_path).name, auc=r.auc, eer=r.eer)
+    else:
+        write_roc_csv(path, r.thresholds, r.fpr, r.tpr)
+
+
+def _pm(mean: float, std: float, digits: int = 5) -> str:
+    if math.isnan(mean):
+        return "n/a"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _print_report(report: ValidationReport, model_path: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from facenet_cli.evaluate.roc import terminal_roc
+
+    r = report.result
+    metric = "squared L2" if r.distance_metric == 0 else "angular"
+    if r.nrof_unreachable_folds == r.nrof_folds:
+        val = f"unreachable: no threshold gives FAR={r.far_target:.5f}"
+    else:
+        val = f"{_pm(r.val_mean, r.val_std)} @ FAR={r.far_mean:.5f}"
+        if r.nrof_unreachable_folds:
+            val += f" ({r.nrof_folds - r.nrof_unreachable_folds} of {r.nrof_folds} folds)"
+    table = Table(
+        title=f"{Path(model_path).name}: {report.nrof_pairs_used} pairs, {r.nrof_folds} folds",
+        show_header=False,
+        title_justify="left",
+    )
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("Accuracy", _pm(r.accuracy_mean, r.accuracy_std))
+    table.add_row("Validation rate", val)
+    table.add_row("Area Under Curve (AUC)", f"{r.auc:.3f}")
+    table.add_row("Equal Error Rate (EER)", f"{r.eer:.3f}")
+    table.add_row("Threshold", f"{_pm(r.threshold, r.threshold_std, 2)} ({metric})")
+    out = Console(highlight=False)
+    out.print(table)
+    out.print(
+        f"{report.nrof_images} images ({report.images_per_second:.0f} img/s"
+        f"{', with flips' if report.use_flipped_images else ''}) from {report.lfw_dir}"
+    )
+    out.print(terminal_roc(r.fpr, r.tpr), markup=False)

@@ -1,0 +1,238 @@
+"""evaluate_on_pairs and `facenet validate` on the real LFW pairs file over a synthetic tree."""
+
+from __future__ import annotations
+
+import functools
+import json
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from facenet_cli.cli import app
+from facenet_cli.data.pairs import read_pairs
+from facenet_cli.errors import InputError
+from facenet_cli.evaluate.metrics import evaluate
+from facenet_cli.evaluate.validate import evaluate_on_pairs
+from tests.conftest import LFW_PAIRS
+
+SIZE = 16
+runner = CliRunner()
+
+
+def block_embed(images: np.ndarray) -> np.ndarray:
+    """A real, deterministic embedding: 4x4 block means of the centred pixels, L2-normalised.
+
+    Not flip-invariant, so flipped images give different embeddings.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    n = len(images)
+    blocks = images.reshape(n, 4, SIZE // 4, 4, SIZE // 4, 3).mean(axis=(2, 4))
+    v = blocks.reshape(n, -1) - 127.5
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def identity_image(name: str, idx: int) -> np.ndarray:
+    """Identity = a coarse colour pattern; each photo adds its own noise."""
+    base_rng = np.random.default_rng(zlib.crc32(name.encode()))
+    base = base_rng.integers(40, 216, (4, 4, 3)).repeat(SIZE // 4, 0).repeat(SIZE // 4, 1)
+    noise = np.random.default_rng(zlib.crc32(f"{name}/{idx}".encode())).normal(0, 40, base.shape)
+    return np.clip(base + noise, 0, 255).astype(np.uint8)
+
+
+def lfw_images() -> list[tuple[str, int]]:
+    seen: dict[tuple[str, int], None] = {}
+    for p in read_pairs(LFW_PAIRS):
+        seen[(p.name1, p.idx1)] = None
+        seen[(p.name2, p.idx2)] = None
+    return list(seen)
+
+
+@pytest.fixture(scope="module")
+def lfw_tree(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+    """Every image the real pairs file names, as a 16 px PNG; 30 of them deleted."""
+    root = tmp_path_factory.mktemp("lfw")
+    images = lfw_images()
+    for name, idx in images:
+        d = root / name
+        d.mkdir(exist_ok=True)
+        Image.fromarray(identity_image(name, idx)).save(d / f"{name}_{idx:04d}.png")
+    rng = np.random.default_rng(0)
+    removed = []
+    for i in rng.choice(len(images), 30, replace=False):
+        name, idx = images[i]
+        path = root / name / f"{name}_{idx:04d}.png"
+        path.unlink()
+        removed.append(path)
+    return root, removed
+
+
+@functools.cache
+def read_png(path: Path) -> np.ndarray | None:
+    if not path.exists():
+        return None
+    with Image.open(path) as im:
+        return np.asarray(im, dtype=np.float32)[None]
+
+
+def expected_result(root: Path, flipped: bool = False, **kw):
+    """The protocol computed directly: Pillow reads, block_embed, kept pairs only."""
+    pairs = read_pairs(LFW_PAIRS)
+    e1, e2, issame = [], [], []
+    for p in pairs:
+        a = read_png(root / p.name1 / f"{p.name1}_{p.idx1:04d}.png")
+        b = read_png(root / p.name2 / f"{p.name2}_{p.idx2:04d}.png")
+        if a is None or b is None:
+            continue
+        if flipped:
+            e1.append(np.concatenate([block_embed(a), block_embed(a[:, :, ::-1])], axis=1))
+            e2.append(np.concatenate([block_embed(b), block_embed(b[:, :, ::-1])], axis=1))
+        else:
+            e1.append(block_embed(a))
+            e2.append(block_embed(b))
+        issame.append(p.issame)
+    return evaluate(np.concatenate(e1), np.concatenate(e2), np.array(issame), **kw)
+
+
+def test_real_pairs_with_missing_images(lfw_tree):
+    root, removed = lfw_tree
+    seen = []
+    report = evaluate_on_pairs(
+        block_embed, root, LFW_PAIRS, image_size=SIZE, batch_size=256,
+        on_start=seen.append,
+    )  # fmt: skip
+    pairs = read_pairs(LFW_PAIRS)
+    removed_set = set(removed)
+    affected = [
+        i for i, p in enumerate(pairs)
+        if root / p.name1 / f"{p.name1}_{p.idx1:04d}.png" in removed_set
+        or root / p.name2 / f"{p.name2}_{p.idx2:04d}.png" in removed_set
+    ]  # fmt: skip
+    assert report.nrof_pairs_listed == 6000
+    assert report.nrof_pairs_skipped == len(affected) > 0
+    assert set(report.missing) == removed_set
+    assert not set(affected) & set(report.kept.tolist())
+    # Each distinct image of the kept pairs is read once.
+    used = {(p.name1, p.idx1) for i, p in enumerate(pairs) if i not in affected}
+    used |= {(p.name2, p.idx2) for i, p in enumerate(pairs) if i not in affected}
+    assert report.nrof_images == seen[0] == len(used) < 7701 - 30
+    [warning] = report.warnings
+    assert "30 image(s) not found" in warning
+    assert f"skipped {len(affected)} of 6000 pairs" in warning
+    assert "no longer equal the official ones" in warning
+
+    want = expected_result(root)
+    got = report.result
+    assert got.nrof_pairs == 6000 - len(affected)
+    np.testing.assert_allclose(got.accuracy, want.accuracy, atol=1e-12)
+    np.testing.assert_allclose(got.tpr, want.tpr, atol=1e-12)
+    assert got.auc == pytest.approx(want.auc, abs=1e-9)
+    # The synthetic identities are recognisable, but not trivially.
+    assert 0.8 < got.accuracy_mean < 1.0
+
+
+def test_flipped_images_in_one_pass(lfw_tree):
+    root, _ = lfw_tree
+    calls = []
+
+    def counting_embed(images):
+        calls.append(len(images))
+        return block_embed(images)
+
+    report = evaluate_on_pairs(
+        counting_embed, root, LFW_PAIRS, image_size=SIZE, batch_size=1000,
+        use_flipped_images=True, distance_metric=1, subtract_mean=True,
+    )  # fmt: skip
+    # One call per batch of 1000 images, each carrying the images and their mirrors.
+    assert calls[0] == 2000 and len(calls) == 8
+    assert report.nrof_forward == 2 * report.nrof_images
+    want = expected_result(root, flipped=True, distance_metric=1, subtract_mean=True)
+    np.testing.assert_allclose(report.result.accuracy, want.accuracy, atol=1e-12)
+    assert report.result.eer == pytest.approx(want.eer, abs=1e-9)
+
+
+def test_strict_names_the_first_missing_image(lfw_tree):
+    root, removed = lfw_tree
+    with pytest.raises(InputError, match=r"\.png: image of pair \d+ not found"):
+        evaluate_on_pairs(block_embed, root, LFW_PAIRS, image_size=SIZE, strict=True)
+
+
+def test_too_few_pairs_left(tmp_path, image_tree):
+    root = image_tree({"a": 2, "b": 1})
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("a\t1\t2\na\t1\tb\t1\na\t1\t3\n")
+    with pytest.raises(InputError, match="only 2 of 3 pairs"):
+        evaluate_on_pairs(block_embed, root, pairs, image_size=SIZE, nrof_folds=10)
+
+
+# ------------------------------------------------------------------------- the CLI, real model
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny `small` network saved as an exported-style folder: model.keras + model.json."""
+    from facenet_cli.models.registry import create_model
+    from facenet_cli.models.sidecar import ModelInfo, write_model_info
+
+    out = tmp_path_factory.mktemp("model")
+    model = create_model("small", embedding_size=8, image_size=SIZE, width=4)
+    model.save(out / "model.keras")
+    write_model_info(out, ModelInfo("small", 8, SIZE, "per_image"))
+    return out
+
+
+def test_cli_json_roc_and_conflicting_flag(lfw_tree, small_model, tmp_path):
+    root, _ = lfw_tree
+    roc_csv = tmp_path / "roc.csv"
+    result = runner.invoke(app, [
+        "validate", str(root), str(small_model), "--lfw-pairs", str(LFW_PAIRS),
+        "--json", "--roc", str(roc_csv), "--use-fixed-image-standardization",
+        "--lfw-batch-size", "500",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["pairs_listed"] == 6000 and data["pairs_skipped"] > 0
+    assert 7000 < data["images"] < 7701 - 30
+    assert 0.0 <= data["accuracy"] <= 1.0 and 0.0 <= data["auc"] <= 1.0
+    assert len(data["folds"]["accuracy"]) == 10
+    assert data["model_info"]["standardization"] == "per_image"
+    assert any("overrides the model's own standardisation" in w for w in data["warnings"])
+    assert "overrides the model's own standardisation" in result.stderr
+    assert "folds no longer equal the official ones" in result.stderr
+    lines = roc_csv.read_text().splitlines()
+    assert lines[0] == "threshold,fpr,tpr" and len(lines) == 401
+
+
+def test_cli_table_and_png(lfw_tree, small_model, tmp_path):
+    root, _ = lfw_tree
+    png = tmp_path / "roc.png"
+    result = runner.invoke(app, [
+        "validate", str(root), str(small_model), "--lfw-pairs", str(LFW_PAIRS),
+        "--roc", str(png), "--lfw-batch-size", "500", "--distance-metric", "1",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    for row in ("Accuracy", "Validation rate", "Area Under Curve (AUC)",
+                "Equal Error Rate (EER)", "Threshold", "FPR (log)", "angular"):
+        assert row in out
+    with Image.open(png) as im:
+        assert im.format == "PNG" and im.size == (480, 480)
+
+
+def test_cli_strict_is_an_input_error(lfw_tree, small_model):
+    root, _ = lfw_tree
+    result = runner.invoke(app, [
+        "validate", str(root), str(small_model), "--lfw-pairs", str(LFW_PAIRS), "--strict",
+    ])  # fmt: skip
+    assert result.exit_code == 3
+    assert "error:" in result.stderr and "not found" in result.stderr
+
+
+def test_cli_missing_pairs_file(tmp_path, small_model):
+    (tmp_path / "lfw").mkdir()
+    result = runner.invoke(app, ["validate", str(tmp_path / "lfw"), str(small_model)])
+    assert result.exit_code == 3
+    assert "--lfw-pairs" in result.stderr
