@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from facenet_cli.errors import FacenetError, InputError
+from facenet_cli.errors import InputError
 from facenet_cli.evaluate.metrics import EvaluationResult, evaluate, metric_id
 
 if TYPE_CHECKING:
@@ -337,8 +337,11 @@ def _configure(model: Any, config: ValidateConfig) -> tuple[EmbedFn, int, list[s
     if wanted is not None:
         mode = "fixed" if wanted else "per_image"
         if mode != info.standardization:
-            flag = "--use-fixed-image-standardization" if wanted else (
-                "--no-use-fixed-image-standardization")
+            flag = (
+                "--use-fixed-image-standardization"
+                if wanted
+                else ("--no-use-fixed-image-standardization")
+            )
             if model.keras_model is not None:
                 from facenet_cli.models.loading import embedding_fn
 

@@ -215,8 +215,15 @@ def test_cli_table_and_png(lfw_tree, small_model, tmp_path):
     ])  # fmt: skip
     assert result.exit_code == 0, result.output
     out = result.stdout
-    for row in ("Accuracy", "Validation rate", "Area Under Curve (AUC)",
-                "Equal Error Rate (EER)", "Threshold", "FPR (log)", "angular"):
+    for row in (
+        "Accuracy",
+        "Validation rate",
+        "Area Under Curve (AUC)",
+        "Equal Error Rate (EER)",
+        "Threshold",
+        "FPR (log)",
+        "angular",
+    ):
         assert row in out
     with Image.open(png) as im:
         assert im.format == "PNG" and im.size == (480, 480)
