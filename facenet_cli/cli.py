@@ -406,6 +406,9 @@ def validate(
         typer.Option(help="Instead of validating, write a pairs file for this aligned folder."),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="With --make-pairs: the file to write.")] = None,
+    pairs_per_fold: Annotated[
+        int, typer.Option(min=1, help="With --make-pairs: matched pairs per fold (and mismatched).")
+    ] = 300,
 ) -> None:
     """Run the LFW 10-fold verification protocol (accuracy, VAL@FAR, AUC, EER)."""
     if make_pairs is not None:
@@ -413,7 +416,8 @@ def validate(
 
         if out is None:
             raise typer.BadParameter("--make-pairs needs --out FILE", param_hint="--out")
-        run_make_pairs(PairsConfig(data_dir=make_pairs, out=out, nrof_folds=lfw_nrof_folds))
+        run_make_pairs(PairsConfig(data_dir=make_pairs, out=out, nrof_folds=lfw_nrof_folds,
+                                   pairs_per_fold=pairs_per_fold))
         return
     from facenet_cli.evaluate.validate import run_validate
 

@@ -243,3 +243,59 @@ def test_cli_missing_pairs_file(tmp_path, small_model):
     result = runner.invoke(app, ["validate", str(tmp_path / "lfw"), str(small_model)])
     assert result.exit_code == 3
     assert "--lfw-pairs" in result.stderr
+
+
+# ---------------------------------------------------------------------------- demo and pairs
+
+
+def test_no_arguments_validates_the_newest_demo_run(tmp_path, monkeypatch, small_model):
+    import os
+    import shutil
+
+    from facenet_cli.data.demo_faces import demo_paths
+    from facenet_cli.data.pairs import make_pairs, write_pairs
+
+    monkeypatch.setenv("FACENET_CACHE", str(tmp_path / "cache"))
+    demo = demo_paths()
+    for i in range(12):
+        name = f"id{i:02d}"
+        (demo.aligned_test / name).mkdir(parents=True)
+        for k in range(1, 5):
+            Image.fromarray(identity_image(name, k)).save(
+                demo.aligned_test / name / f"{name}_{k:04d}.png"
+            )
+    write_pairs(demo.pairs, make_pairs(demo.aligned_test, 2, 10, seed=1), 2, 10)
+    older, newer = demo.root / "models" / "run-a", demo.root / "models" / "run-b"
+    shutil.copytree(small_model, older)
+    shutil.copytree(small_model, newer)
+    for f in older.iterdir():
+        os.utime(f, (1_000_000, 1_000_000))
+    result = runner.invoke(app, ["validate", "--json", "--lfw-nrof-folds", "2"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["model"] == str(newer)
+    assert data["lfw_dir"] == str(demo.aligned_test)
+    assert data["pairs"] == str(demo.pairs)
+    assert data["pairs_used"] == 40 and data["warnings"] == []
+
+
+def test_no_arguments_without_a_demo_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACENET_CACHE", str(tmp_path / "cache"))
+    result = runner.invoke(app, ["validate"])
+    assert result.exit_code == 3
+    assert "no demo run" in result.stderr and "facenet train" in result.stderr
+
+
+def test_make_pairs_from_validate(tmp_path, image_tree):
+    root = image_tree({f"p{i}": 3 for i in range(6)})
+    out = tmp_path / "own_pairs.txt"
+    result = runner.invoke(app, [
+        "validate", "--make-pairs", str(root), "--out", str(out),
+        "--lfw-nrof-folds", "2", "--pairs-per-fold", "4",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    pairs = read_pairs(out)
+    assert len(pairs) == 16 and sum(p.issame for p in pairs) == 8
+    # The file it wrote is one the protocol can run on.
+    report = evaluate_on_pairs(block_embed, root, out, image_size=SIZE, nrof_folds=2)
+    assert report.nrof_pairs_used == 16 and not report.warnings
