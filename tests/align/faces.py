@@ -50,7 +50,7 @@ def write_dataset(
     for cls in classes:
         (root / cls).mkdir(parents=True, exist_ok=True)
         for i in range(n_per_class):
-            scale = float(rng.uniform(0.25, 0.5))
+            scale = float(rng.uniform(0.25, min(0.5, (min(canvas_hw) - 2) / 512)))
             side = int(round(512 * scale))
             y = int(rng.integers(0, canvas_hw[0] - side))
             x = int(rng.integers(0, canvas_hw[1] - side))
