@@ -1,9 +1,734 @@
-"""The training loop."""
+"""The triplet-loss training loop with online selection, full-state checkpoints and summaries.
+
+One selection round: sample people, embed their images, select triplets, train on the triplets
+(batches of rows a, p, n, a, p, n, ...). Epochs are exactly ``epoch_size`` steps (the last round
+of an epoch is cut there), so a global step always says where a run is, and a checkpoint taken
+at any step resumes it. After each epoch the moving-average model is evaluated on the pairs
+through the same code as ``facenet validate``.
+"""
 
 from __future__ import annotations
 
-from facenet_cli.errors import FacenetError
+import dataclasses
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facenet_cli import events
+from facenet_cli.config import TrainConfig, default_logs_dir, default_models_dir
+from facenet_cli.data.dataset import ImageClass, get_dataset
+from facenet_cli.errors import (
+    EXIT_INTERRUPTED,
+    FacenetError,
+    InputError,
+    TrainingDiverged,
+)
+from facenet_cli.train import checkpoints as ckpt
+from facenet_cli.train.reporting import ConsoleReporter, Reporter, StepReport
+from facenet_cli.train.schedule import STOP, learning_rate, read_schedule_file
+from facenet_cli.train.triplets import MODES, sample_people, select_triplets
+
+SELECTION_MODES = ("inference", "training")
+# Consecutive selection rounds without a single triplet before the run gives up.
+MAX_EMPTY_ROUNDS = 100
+# A checkpoint is also written mid-epoch when this long has passed since the last one.
+CHECKPOINT_INTERVAL_S = 600.0
+# Demo settings used where the command line left the defaults (a CPU-sized run).
+DEMO_EPOCH_SIZE = 40
+DEMO_MAX_EPOCHS = 10
 
 
-def run_train(config) -> None:  # type: ignore[no-untyped-def]
-    raise FacenetError("facenet train is not built yet")
+class TrainingInterrupted(FacenetError):
+    """Ctrl-C: a checkpoint was saved; the message says how to resume."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a finished (or stopped) run produced."""
+
+    run_name: str
+    run_dir: Path
+    log_dir: Path
+    step: int
+    epoch: int
+    lfw_accuracy: float | None
+    export_dir: Path | None
+    stop_reason: str
+
+
+# ------------------------------------------------------------------------------- configuration
+
+
+def resolve_config(config: TrainConfig, reporter: Reporter) -> TrainConfig:
+    """Fill in what the command line left open: the demo data, the model, resumed settings."""
+    if config.resume is not None:
+        model_dir = ckpt.resolve_run_dir(config.resume, config.models_base_dir)
+        saved = ckpt.read_config(model_dir)
+        defaults = TrainConfig()
+        # The run's own settings win; only how long to run may be changed on resume.
+        overrides = {
+            name: getattr(config, name)
+            for name in ("max_nrof_epochs", "max_steps")
+            if getattr(config, name) != getattr(defaults, name)
+        }
+        return dataclasses.replace(saved, resume=model_dir, **overrides)
+    changes: dict[str, Any] = {}
+    if config.data_dir is None:
+        from facenet_cli.align.pipeline import ensure_demo_aligned
+
+        reporter.message("no --data-dir: training on the built-in demo faces")
+        demo = ensure_demo_aligned()
+        changes.update(data_dir=str(demo.aligned_train))
+        if config.lfw_dir is None:
+            changes.update(lfw_dir=demo.aligned_test, lfw_pairs=demo.pairs)
+        if config.logs_base_dir == default_logs_dir():
+            changes["logs_base_dir"] = demo.root / "logs"
+        if config.models_base_dir == default_models_dir():
+            changes["models_base_dir"] = demo.root / "models"
+        if config.model_def is None:
+            changes["model_def"] = "small"
+        defaults = TrainConfig()
+        if config.epoch_size == defaults.epoch_size:
+            changes["epoch_size"] = DEMO_EPOCH_SIZE
+        if config.max_nrof_epochs == defaults.max_nrof_epochs:
+            changes["max_nrof_epochs"] = DEMO_MAX_EPOCHS
+    elif config.model_def is None:
+        changes["model_def"] = "inception_resnet_v1"
+    if config.lfw_dir is not None and config.lfw_pairs is None and "lfw_pairs" not in changes:
+        changes["lfw_pairs"] = Path(config.lfw_dir) / "pairs.txt"
+    return dataclasses.replace(config, **changes)
+
+
+def check_config(config: TrainConfig) -> None:
+    """Reject settings that would fail later with an obscure error.
+
+    Raises:
+        InputError: a batch size that is no multiple of 3, an unknown option value, a missing
+            schedule file or pairs file.
+    """
+    if config.batch_size % 3 != 0:
+        raise InputError(
+            f"--batch-size {config.batch_size} is not a multiple of 3: every batch holds whole "
+            "(anchor, positive, negative) triplets; use e.g. "
+            f"{max(3, config.batch_size - config.batch_size % 3)}"
+        )
+    if config.triplet_selection not in MODES:
+        raise InputError(
+            f"--triplet-selection {config.triplet_selection!r}: choose {', '.join(MODES)}"
+        )
+    if config.selection_mode not in SELECTION_MODES:
+        raise InputError(
+            f"--selection-mode {config.selection_mode!r}: choose {', '.join(SELECTION_MODES)}"
+        )
+    if config.images_per_person < 2:
+        raise InputError("--images-per-person must be at least 2 to form anchor-positive pairs")
+    if config.learning_rate <= 0 and config.learning_rate_schedule_file is None:
+        raise InputError("--learning-rate <= 0 needs --learning-rate-schedule-file")
+    if config.strategy not in ("auto", "one"):
+        raise InputError(f"--strategy {config.strategy}: only 'auto' and 'one' are supported")
+    if config.lfw_dir is not None:
+        if not Path(config.lfw_dir).is_dir():
+            raise InputError(f"{config.lfw_dir}: --lfw-dir is not a directory")
+        if config.lfw_pairs is None or not Path(config.lfw_pairs).is_file():
+            raise InputError(f"{config.lfw_pairs}: pairs file not found (--lfw-pairs)")
+
+
+def load_training_classes(config: TrainConfig, reporter: Reporter) -> list[ImageClass]:
+    """The dataset's classes that can form pairs, checked against ``people_per_batch``.
+
+    Raises:
+        InputError: fewer usable classes than ``people_per_batch`` (or than 2).
+    """
+    assert config.data_dir is not None
+    classes = get_dataset(config.data_dir)
+    usable = [c for c in classes if len(c) >= 2]
+    dropped = len(classes) - len(usable)
+    if dropped:
+        reporter.message(
+            f"dropped {dropped} of {len(classes)} classes with a single image "
+            "(they cannot form anchor-positive pairs)"
+        )
+    needed = max(config.people_per_batch, 2)
+    if len(usable) < needed:
+        raise InputError(
+            f"{config.data_dir}: {len(usable)} classes with 2 or more images, but "
+            f"--people-per-batch is {config.people_per_batch}; lower it or add identities"
+        )
+    return usable
+
+
+# ------------------------------------------------------------------------------- the TF parts
+
+
+class TrainingGraph:
+    """The model, its moving average, the optimizer and the compiled steps."""
+
+    def __init__(self, config: TrainConfig, info: Any) -> None:
+        import tensorflow as tf
+
+        from facenet_cli.models.registry import create_model
+        from facenet_cli.train.loss import split_triplets, triplet_loss, triplet_stats
+        from facenet_cli.train.optimizers import create_optimizer
+
+        assert config.model_def is not None
+        kwargs = dict(keep_probability=config.keep_probability, weight_decay=config.weight_decay)
+        self.model = create_model(config.model_def, config.embedding_size, config.image_size,
+                                  **kwargs)  # fmt: skip
+        self.ema_model = create_model(config.model_def, config.embedding_size, config.image_size,
+                                      **kwargs)  # fmt: skip
+        self.ema_model.set_weights(self.model.get_weights())
+        self.optimizer = create_optimizer(config.optimizer, max(config.learning_rate, 0.0))
+        self.optimizer.build(self.model.trainable_variables)
+        self.info = info
+        model, ema_model, optimizer = self.model, self.ema_model, self.optimizer
+        alpha = float(config.alpha)
+        decay = float(config.moving_average_decay)
+        selection_training = config.selection_mode == "training"
+        spec = tf.TensorSpec((None, config.image_size, config.image_size, 3), tf.float32)
+        trainable = model.trainable_variables
+        ema_trainable = ema_model.trainable_variables
+        others = model.non_trainable_variables
+        ema_others = ema_model.non_trainable_variables
+
+        @tf.function(input_signature=[spec], reduce_retracing=True)
+        def embed(images: tf.Tensor) -> tf.Tensor:
+            prelogits = model(images, training=selection_training)
+            return tf.math.l2_normalize(prelogits, axis=1, epsilon=1e-10)
+
+        @tf.function(input_signature=[spec, tf.TensorSpec((), tf.int64)], reduce_retracing=True)
+        def train_step(images: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
+            with tf.GradientTape() as tape:
+                prelogits = model(images, training=True)
+                embeddings = tf.math.l2_normalize(prelogits, axis=1, epsilon=1e-10)
+                anchor, positive, negative = split_triplets(embeddings)
+                loss = triplet_loss(anchor, positive, negative, alpha)
+                total = loss + tf.add_n(model.losses) if model.losses else loss
+            grads = tape.gradient(total, trainable)
+            optimizer.apply_gradients(zip(grads, trainable, strict=True))
+            # The original's ExponentialMovingAverage with num_updates = global step.
+            step_f = tf.cast(step, tf.float32)
+            rate = tf.minimum(decay, (1.0 + step_f) / (10.0 + step_f))
+            for average, value in zip(ema_trainable, trainable, strict=True):
+                average.assign(rate * average + (1.0 - rate) * value)
+            for average, value in zip(ema_others, others, strict=True):
+                average.assign(value)
+            stats = triplet_stats(anchor, positive, negative, alpha)
+            return {"loss": total, "triplet_loss": loss, **stats}
+
+        self.embed = embed
+        self.train_step = train_step
+
+    def set_learning_rate(self, value: float) -> None:
+        self.optimizer.learning_rate.assign(value)
+
+
+def configure_devices(config: TrainConfig) -> None:
+    """GPU memory: grow on demand when asked for less than the whole device."""
+    import tensorflow as tf
+
+    if config.gpu_memory_fraction < 1.0:
+        for gpu in tf.config.list_physical_devices("GPU"):
+            try:
+                tf.config.experimental.set_memory_growth(gpu, True)
+            except RuntimeError:
+                pass  # already initialised (a second run in one process)
+
+
+def set_seeds(seed: int) -> None:
+    import keras
+
+    keras.utils.set_random_seed(seed)
+
+
+def triplet_dataset(paths: list[str], config: TrainConfig, seed: int) -> Any:
+    """Rows a, p, n, ... decoded and augmented in parallel, batched, prefetched."""
+    from facenet_cli.data.pipeline import image_dataset
+
+    return image_dataset(
+        paths,
+        image_size=config.image_size,
+        batch_size=config.batch_size,
+        random_crop=config.random_crop,
+        random_flip=config.random_flip,
+        standardization=standardization(config),
+        seed=seed,
+    )
+
+
+def standardization(config: TrainConfig) -> str:
+    return "fixed" if config.use_fixed_image_standardization else "per_image"
+
+
+def find_unreadable(paths: list[str]) -> list[str]:
+    """The paths TensorFlow's decoder cannot read (checked one by one; used after an error)."""
+    import tensorflow as tf
+
+    from facenet_cli.data.pipeline import decode_image
+
+    bad = []
+    for path in dict.fromkeys(paths):
+        try:
+            decode_image(tf.constant(path))
+        except (tf.errors.OpError, ValueError):
+            bad.append(path)
+    return bad
+
+
+# ------------------------------------------------------------------------------------ the loop
+
+
+class _SigintFlag:
+    """First Ctrl-C asks the loop to save and stop; a second one interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _SigintFlag:
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: Ctrl-C stays the default
+            self._previous = None
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class Trainer:
+    """State and steps of one run; ``run_train`` drives it."""
+
+    def __init__(self, config: TrainConfig, reporter: Reporter) -> None:
+        self.config = config
+        self.reporter = reporter
+        self.schedule = (
+            read_schedule_file(config.learning_rate_schedule_file)
+            if config.learning_rate <= 0 and config.learning_rate_schedule_file is not None
+            else None
+        )
+        self.classes = load_training_classes(config, reporter)
+        self.class_paths = [[str(p) for p in c.image_paths] for c in self.classes]
+        self.unreadable: set[str] = set()
+        self.last_lfw: float | None = None
+        self._eval_embed: Any = None
+
+    # -- set-up -------------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        from facenet_cli.models.sidecar import ModelInfo, write_model_info
+
+        config = self.config
+        configure_devices(config)
+        set_seeds(config.seed)
+        assert config.model_def is not None
+        self.info = ModelInfo(
+            model_def=config.model_def,
+            embedding_size=config.embedding_size,
+            image_size=config.image_size,
+            standardization=standardization(config),
+            keep_probability=config.keep_probability,
+            weight_decay=config.weight_decay,
+        )
+        self.graph = TrainingGraph(config, self.info)
+        rng = np.random.default_rng(config.seed)
+        if config.resume is not None:
+            self.model_dir = Path(config.resume)
+            self.run_name = self.model_dir.name
+            self.log_dir = Path(config.logs_base_dir).expanduser() / self.run_name
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+        else:
+            self.run_name, self.log_dir, self.model_dir = ckpt.create_run_dirs(
+                config.logs_base_dir, config.models_base_dir
+            )
+            ckpt.write_config(self.model_dir, config)
+            write_model_info(self.model_dir, self.info)
+        (self.model_dir / ckpt.REVISION_NAME).write_text(ckpt.revision_text())
+        ckpt.clear_markers(self.log_dir)
+        self.state = ckpt.TrainingState(
+            self.graph.model, self.graph.ema_model, self.graph.optimizer, self.model_dir,
+            config.keep_checkpoints, rng,
+        )  # fmt: skip
+        self.resumed_from = self.state.restore_latest() if config.resume is not None else None
+        if config.resume is None and config.pretrained_model is not None:
+            self._load_pretrained(Path(config.pretrained_model))
+        from facenet_cli.train.summaries import Summaries
+
+        self.summaries = Summaries(self.log_dir)
+
+    def _load_pretrained(self, path: Path) -> None:
+        import tensorflow as tf
+
+        prefix = tf.train.latest_checkpoint(str(path)) if path.is_dir() else str(path)
+        if prefix is None:
+            raise InputError(f"{path}: no checkpoint found for --pretrained-model")
+        try:
+            tf.train.Checkpoint(model=self.graph.model).restore(prefix).expect_partial()
+        except (tf.errors.OpError, ValueError, AssertionError) as exc:
+            raise InputError(f"{path}: cannot restore --pretrained-model ({exc})") from None
+        self.graph.ema_model.set_weights(self.graph.model.get_weights())
+        self.reporter.message(f"weights restored from {prefix}")
+
+    @property
+    def step(self) -> int:
+        return int(self.state.step.numpy())
+
+    @property
+    def epoch(self) -> int:
+        return int(self.state.epoch.numpy())
+
+    # -- one selection round ------------------------------------------------------------------
+
+    def sample_round(self) -> tuple[list[str], np.ndarray]:
+        """Sample people (skipping unreadable images); returns paths and images per class."""
+        config = self.config
+        sizes = [len(p) for p in self.class_paths]
+        cls, img, per_class = sample_people(
+            sizes, config.people_per_batch, config.images_per_person, self.state.rng
+        )
+        paths = [self.class_paths[c][i] for c, i in zip(cls.tolist(), img.tolist(), strict=True)]
+        return paths, per_class
+
+    def embed_round(self, paths: list[str]) -> np.ndarray | None:
+        """Embeddings of the sampled images; None when an unreadable image was found."""
+        import tensorflow as tf
+
+        from facenet_cli.data.pipeline import image_dataset
+
+        config = self.config
+        ds = image_dataset(
+            paths,
+            image_size=config.image_size,
+            batch_size=config.batch_size,
+            random_crop=config.random_crop,
+            random_flip=config.random_flip,
+            standardization=standardization(config),
+            seed=int(self.state.rng.integers(2**31)),
+        )
+        parts = []
+        try:
+            for batch in ds:
+                parts.append(self.graph.embed(batch))
+            return np.concatenate([p.numpy() for p in parts], axis=0)
+        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError):
+            bad = find_unreadable(paths)
+            if not bad:
+                raise
+            self._drop_images(bad)
+            return None
+
+    def _drop_images(self, bad: list[str]) -> None:
+        for path in bad:
+            if path not in self.unreadable:
+                self.unreadable.add(path)
+                self.reporter.warning(f"{path}: unreadable image, skipped from now on")
+        self.class_paths = [[p for p in paths if p not in self.unreadable]
+                            for paths in self.class_paths]  # fmt: skip
+        self.class_paths = [p for p in self.class_paths if len(p) >= 2]
+        if len(self.class_paths) < self.config.people_per_batch:
+            raise InputError(
+                f"{self.config.data_dir}: too few readable classes left "
+                f"({len(self.class_paths)}) for --people-per-batch "
+                f"{self.config.people_per_batch}"
+            )
+
+    def current_learning_rate(self) -> float:
+        config = self.config
+        return learning_rate(
+            self.step,
+            self.epoch,
+            base=config.learning_rate,
+            decay_epochs=config.learning_rate_decay_epochs,
+            decay_factor=config.learning_rate_decay_factor,
+            epoch_size=config.epoch_size,
+            schedule=self.schedule,
+        )
+
+    # -- the run ------------------------------------------------------------------------------
+
+    def stop_step(self) -> int:
+        config = self.config
+        last = config.max_nrof_epochs * config.epoch_size
+        return min(last, config.max_steps) if config.max_steps is not None else last
+
+    def run(self, sigint: _SigintFlag) -> str:
+        """Train until the last epoch, ``max_steps``, a schedule stop or Ctrl-C."""
+        config = self.config
+        self.last_save = time.monotonic()
+        empty_rounds = 0
+        while True:
+            step, epoch = self.step, self.epoch
+            if step >= self.stop_step():
+                return "max_steps" if config.max_steps is not None and step >= config.max_steps \
+                    else "max_nrof_epochs"  # fmt: skip
+            if epoch >= config.max_nrof_epochs:
+                return "max_nrof_epochs"
+            # An epoch is over when its last step is done; evaluate and save it.
+            if step >= (epoch + 1) * config.epoch_size:
+                self.end_epoch()
+                continue
+            lr = self.current_learning_rate()
+            if lr == STOP:
+                return "learning-rate schedule stop"
+            self.graph.set_learning_rate(lr)
+            self.reporter.epoch(epoch, step - epoch * config.epoch_size)
+            trained = self.train_round(lr, sigint)
+            if sigint.requested:
+                return "interrupted"
+            if trained == 0:
+                empty_rounds += 1
+                if empty_rounds >= MAX_EMPTY_ROUNDS:
+                    raise FacenetError(
+                        f"no triplets in {MAX_EMPTY_ROUNDS} selection rounds in a row: "
+                        "every negative is beyond the margin (try a larger --alpha)"
+                    )
+            else:
+                empty_rounds = 0
+            if time.monotonic() - self.last_save > CHECKPOINT_INTERVAL_S:
+                self.save()
+
+    def end_epoch(self) -> None:
+        self.state.epoch.assign_add(1)
+        self.evaluate()
+        self.save()
+
+    def save(self) -> None:
+        """Checkpoint at the current step, never over-writing good weights with broken ones."""
+        start = time.perf_counter()
+        if not all(np.isfinite(w).all() for w in self.graph.model.get_weights()):
+            last = ckpt.latest_checkpoint(self.model_dir)
+            kept = f"; the last good checkpoint is {last}" if last else ""
+            raise TrainingDiverged(f"weights became NaN or infinite by step {self.step}{kept}")
+        self.state.save()
+        self.last_save = time.monotonic()
+        self.summaries.scalars({events.TIME_SAVE_VARIABLES: time.perf_counter() - start},
+                               self.step)  # fmt: skip
+        self.summaries.flush()
+
+    def train_round(self, lr: float, sigint: _SigintFlag) -> int:
+        """One selection round; returns the number of steps trained."""
+        import tensorflow as tf
+
+        config = self.config
+        round_start = time.perf_counter()
+        paths, per_class = self.sample_round()
+        embeddings = self.embed_round(paths)
+        if embeddings is None:
+            return 0  # unreadable images were dropped; the next round resamples
+        triplets, nrof_pairs = select_triplets(
+            embeddings, per_class, config.people_per_batch, config.alpha,
+            config.triplet_selection, self.state.rng,
+        )  # fmt: skip
+        selection_time = time.perf_counter() - round_start
+        first_step = self.step + 1
+        self.summaries.scalars(
+            {
+                events.TRIPLETS_SELECTED: len(triplets),
+                events.TRIPLETS_PAIRS: nrof_pairs,
+                events.TIME_SELECTION: selection_time,
+            },
+            first_step,
+        )
+        if len(triplets) == 0:
+            self.reporter.message(
+                f"step {self.step}: no triplets among {nrof_pairs} pairs; sampling again"
+            )
+            return 0
+        epoch = self.epoch
+        epoch_end = (epoch + 1) * config.epoch_size
+        room = min(epoch_end, self.stop_step()) - self.step
+        nrof_batches = min(math.ceil(3 * len(triplets) / config.batch_size), room)
+        rows = triplets[: nrof_batches * config.batch_size // 3].reshape(-1)
+        ds = triplet_dataset([paths[i] for i in rows], config, int(self.state.rng.integers(2**31)))
+        iterator = iter(ds)
+        pending: tuple[int, dict[str, Any], float, float, int] | None = None
+        trained = 0
+        for _ in range(nrof_batches):
+            wait_start = time.perf_counter()
+            try:
+                images = next(iterator)
+            except StopIteration:
+                break
+            data_wait = time.perf_counter() - wait_start
+            step_start = time.perf_counter()
+            outputs = self.graph.train_step(images, tf.constant(self.step, tf.int64))
+            self.state.step.assign_add(1)
+            trained += 1
+            # Read the previous step's results only now, so the device is never idle waiting
+            # for Python between two steps.
+            if pending is not None:
+                self.finish_step(*pending, lr=lr, triplets=len(triplets))
+            pending = (self.step, outputs, step_start, data_wait, int(images.shape[0]))
+            if sigint.requested:
+                break
+        if pending is not None:
+            self.finish_step(*pending, lr=lr, triplets=len(triplets))
+        return trained
+
+    def finish_step(self, step: int, outputs: dict[str, Any], step_start: float,
+                    data_wait: float, nrof_images: int, *, lr: float,
+                    triplets: int) -> None:  # fmt: skip
+        values = {k: float(v.numpy()) for k, v in outputs.items()}
+        duration = time.perf_counter() - step_start
+        loss = values["loss"]
+        if not math.isfinite(loss):
+            last = ckpt.latest_checkpoint(self.model_dir)
+            kept = f"; the last good checkpoint is {last}" if last else ""
+            raise TrainingDiverged(f"loss became {loss} at step {step}{kept}")
+        speed = nrof_images / max(duration, 1e-9)
+        self.summaries.scalars(
+            {
+                events.LOSS: loss,
+                events.LEARNING_RATE: lr,
+                events.TRIPLETS_ACTIVE_FRACTION: values["active_fraction"],
+                events.TRIPLETS_POS_DIST: values["pos_dist"],
+                events.TRIPLETS_NEG_DIST: values["neg_dist"],
+                events.TIME_STEP: duration,
+                events.TIME_DATA_WAIT: data_wait,
+                events.IMAGES_PER_SEC: speed,
+            },
+            step,
+        )
+        self.summaries.memory(step)
+        epoch = self.epoch
+        self.reporter.step(
+            StepReport(step=step, epoch=epoch,
+                       step_in_epoch=step - epoch * self.config.epoch_size, loss=loss,
+                       learning_rate=lr, triplets=triplets, images_per_sec=speed)
+        )  # fmt: skip
+
+    # -- evaluation and export ----------------------------------------------------------------
+
+    def evaluate(self) -> None:
+        """Evaluate the moving-average model on the pairs (inference mode, centre crops)."""
+        config = self.config
+        if config.lfw_dir is None or config.lfw_pairs is None:
+            return
+        from facenet_cli.evaluate.validate import evaluate_on_pairs
+        from facenet_cli.models.loading import embedding_fn
+
+        if self._eval_embed is None:
+            self._eval_embed = embedding_fn(self.graph.ema_model, self.info,
+                                            batch_size=config.lfw_batch_size)  # fmt: skip
+        start = time.perf_counter()
+        report = evaluate_on_pairs(
+            self._eval_embed,
+            config.lfw_dir,
+            config.lfw_pairs,
+            image_size=config.image_size,
+            batch_size=config.lfw_batch_size,
+            use_flipped_images=config.lfw_use_flipped_images,
+            distance_metric=config.lfw_distance_metric,
+            subtract_mean=config.lfw_subtract_mean,
+            nrof_folds=config.lfw_nrof_folds,
+        )
+        elapsed = time.perf_counter() - start
+        metrics = report_metrics(report)
+        metrics[events.TIME_LFW] = elapsed
+        self.summaries.scalars(metrics, self.step)
+        self.last_lfw = metrics.get(events.LFW_ACCURACY)
+        self.reporter.evaluation(self.epoch, self.step, metrics)
+
+    def export(self) -> Path | None:
+        from facenet_cli.models.export import export_model
+
+        out = self.model_dir / "export"
+        return Path(export_model(self.graph.ema_model, self.info, out))
+
+
+def report_metrics(report: Any) -> dict[str, float]:
+    """The scalar figures of a ``ValidationReport`` under the ``lfw/*`` tags.
+
+    VAL and FAR are left out when no fold reaches the FAR target (they would be NaN).
+    """
+    result = report.result
+    accuracy = np.asarray(result.accuracy, dtype=np.float64)
+    values = {
+        events.LFW_ACCURACY: float(np.mean(accuracy)),
+        events.LFW_ACCURACY_STD: float(np.std(accuracy)),
+        events.LFW_AUC: float(result.auc),
+        events.LFW_EER: float(result.eer),
+    }
+    for tag, data in ((events.LFW_VAL_RATE, result.val), (events.LFW_FAR, result.far)):
+        data = np.asarray(data, dtype=np.float64)
+        if np.any(np.isfinite(data)):
+            values[tag] = float(np.nanmean(data))
+    return {k: v for k, v in values.items() if math.isfinite(v)}
+
+
+def run_train(config: TrainConfig, reporter: Reporter | None = None) -> RunResult:
+    """Run ``facenet train``: resolve the config, train, evaluate, checkpoint and export.
+
+    Args:
+        config: the command's settings (``--resume`` continues the named run).
+        reporter: progress and messages; Rich bars on a terminal when None.
+
+    Returns:
+        The run's name, directories, final step and epoch, last pairs accuracy, export folder.
+
+    Raises:
+        InputError: bad settings or data (before training starts where possible).
+        TrainingDiverged: the loss became NaN or infinite (the last good checkpoint is kept).
+        TrainingInterrupted: Ctrl-C; a checkpoint was saved and the message says how to resume.
+    """
+    reporter = reporter if reporter is not None else ConsoleReporter()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    trainer: Trainer | None = None
+    try:
+        config = resolve_config(config, reporter)
+        check_config(config)
+        trainer = Trainer(config, reporter)
+        trainer.setup()
+        reporter.start(
+            run_name=trainer.run_name, log_dir=str(trainer.log_dir),
+            model_dir=str(trainer.model_dir), step=trainer.step, epoch=trainer.epoch,
+            epoch_size=config.epoch_size, max_epochs=config.max_nrof_epochs,
+            resumed=trainer.resumed_from is not None,
+        )  # fmt: skip
+        with _SigintFlag() as sigint:
+            reason = trainer.run(sigint)
+            if reason == "interrupted":
+                trainer.save()
+                raise TrainingInterrupted(
+                    f"interrupted at step {trainer.step}; checkpoint saved in "
+                    f"{trainer.model_dir}; resume with: facenet train --resume "
+                    f"{trainer.model_dir}"
+                )
+        if trainer.step % config.epoch_size == 0 and trainer.step > 0 and \
+                trainer.epoch < trainer.step // config.epoch_size:  # fmt: skip
+            trainer.end_epoch()  # the last epoch ended exactly at the stop
+        else:
+            trainer.save()
+        export_dir = trainer.export()
+        result = RunResult(
+            run_name=trainer.run_name, run_dir=trainer.model_dir, log_dir=trainer.log_dir,
+            step=trainer.step, epoch=trainer.epoch, lfw_accuracy=trainer.last_lfw,
+            export_dir=export_dir, stop_reason=reason,
+        )  # fmt: skip
+        ckpt.write_marker(trainer.log_dir, ckpt.FINISHED, f"{reason} at step {trainer.step}")
+        reporter.message(f"finished at step {trainer.step} ({reason}); model in {export_dir}")
+        return result
+    except BaseException as exc:
+        if trainer is not None and hasattr(trainer, "log_dir"):
+            reason = str(exc) if isinstance(exc, FacenetError) else f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, KeyboardInterrupt):
+                reason = "interrupted"
+            ckpt.write_marker(trainer.log_dir, ckpt.FAILED, reason)
+        raise
+    finally:
+        reporter.close()
+        if trainer is not None and hasattr(trainer, "summaries"):
+            trainer.summaries.close()

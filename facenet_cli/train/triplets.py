@@ -217,13 +217,18 @@ def _draw_in_interval(
     nrof_pairs = anchors.size
     nrof_images = dist.shape[1]
     result = np.full(nrof_pairs, -1, dtype=np.int64)
-    # Empty sets are known without sampling: nothing lies below the nearest negative.
-    nearest = dist.min(axis=1)
-    pending = np.flatnonzero(upper > nearest[anchors])
     nrof_negatives = nrof_images - own_count
-    for _ in range(_MAX_REJECTION_ROUNDS):
+    pending = np.arange(nrof_pairs)
+    for round_number in range(_MAX_REJECTION_ROUNDS):
         if pending.size == 0:
             return result
+        if round_number == 1:
+            # Drop the pairs with an empty set (nothing lies below the nearest negative); only
+            # the rows of anchors still pending are scanned.
+            pending_anchors, where = np.unique(anchors[pending], return_inverse=True)
+            nearest = dist[pending_anchors].min(axis=1)
+            pending = pending[upper[pending] > nearest[where.ravel()]]
+            continue
         a = anchors[pending]
         # Uniform index among the anchor's negatives, skipping its own class block.
         j = (rng.random(pending.size) * nrof_negatives[pending]).astype(np.int64)
@@ -235,7 +240,7 @@ def _draw_in_interval(
         result[pending[hit]] = j[hit]
         resolved = np.count_nonzero(hit)
         pending = pending[~hit]
-        if resolved < _MIN_ROUND_YIELD * (pending.size + resolved):
+        if round_number > 1 and resolved < _MIN_ROUND_YIELD * (pending.size + resolved):
             break
     # Exact fallback: the admissible columns of each pending pair, in blocks of pairs.
     for begin in range(0, pending.size, _FALLBACK_BLOCK):

@@ -1,0 +1,231 @@
+"""Run directories and full-state checkpoints of a training run.
+
+Layout (as the original names runs): ``<logs_base_dir>/<yyyymmdd-hhmmss>/`` for event files
+and ``<models_base_dir>/<same name>/`` for ``model.json``, ``config.toml``, ``revision.txt`` and
+the checkpoints ``ckpt-<global step>`` (the last N kept). A checkpoint holds the model, its
+moving average (``ema_model``), the optimizer, the global step, the epoch and the sampler's
+random state, so a resumed run continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import platform
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facenet_cli.config import TrainConfig, to_toml_dict
+from facenet_cli.errors import InputError
+
+CONFIG_NAME = "config.toml"
+REVISION_NAME = "revision.txt"
+CHECKPOINT_NAME = "ckpt"
+FINISHED = "FINISHED"
+FAILED = "FAILED"
+
+
+# ----------------------------------------------------------------------------- run directories
+
+
+def new_run_name(now: _dt.datetime | None = None) -> str:
+    """The original's run name: local time as ``yyyymmdd-hhmmss``."""
+    return (now or _dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
+
+
+def create_run_dirs(logs_base_dir: Path, models_base_dir: Path) -> tuple[str, Path, Path]:
+    """Create ``<logs>/<run>`` and ``<models>/<run>``; a ``-2``, ``-3``... suffix avoids clashes.
+
+    Returns:
+        ``(run_name, log_dir, model_dir)``.
+    """
+    base = new_run_name()
+    for attempt in range(1, 1000):
+        name = base if attempt == 1 else f"{base}-{attempt}"
+        log_dir = Path(logs_base_dir).expanduser() / name
+        model_dir = Path(models_base_dir).expanduser() / name
+        if log_dir.exists() or model_dir.exists():
+            continue
+        model_dir.mkdir(parents=True)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        return name, log_dir, model_dir
+    raise InputError(f"{models_base_dir}: cannot create a new run directory")
+
+
+def resolve_run_dir(spec: Path, models_base_dir: Path) -> Path:
+    """The model directory of ``--resume RUN``: a run directory, or a run name under the base.
+
+    A log directory of the run also works (its name is looked up under ``models_base_dir``).
+
+    Raises:
+        InputError: no such run, or the run holds no checkpoint.
+    """
+    spec = Path(spec).expanduser()
+    candidates = [spec, Path(models_base_dir).expanduser() / spec.name]
+    for candidate in candidates:
+        if (candidate / CONFIG_NAME).is_file():
+            if latest_checkpoint(candidate) is None:
+                raise InputError(f"{candidate}: the run has no checkpoint to resume from")
+            return candidate
+    raise InputError(
+        f"{spec}: no training run found (looked for {CONFIG_NAME} in "
+        f"{' and '.join(str(c) for c in candidates)})"
+    )
+
+
+def revision_text() -> str:
+    """Versions of Python and the main libraries, the git revision and the command line."""
+    import keras
+    import tensorflow as tf
+
+    from facenet_cli import __version__
+
+    lines = [
+        f"facenet {__version__}",
+        f"python {platform.python_version()}",
+        f"tensorflow {tf.__version__}",
+        f"keras {keras.__version__}",
+        f"numpy {np.__version__}",
+        f"git {git_revision() or 'unknown'}",
+        "command " + " ".join(sys.argv),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def git_revision() -> str | None:
+    """The package checkout's ``git rev-parse HEAD`` (with ``-dirty``), or None outside git."""
+    here = Path(__file__).resolve().parent
+    try:
+        run = dict(cwd=here, capture_output=True, text=True, timeout=5)
+        head = subprocess.run(["git", "rev-parse", "HEAD"], check=True, **run).stdout.strip()
+        status = ["git", "status", "--porcelain", "--untracked-files=no"]
+        dirty = subprocess.run(status, **run).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("-dirty" if dirty else "")
+
+
+def write_config(model_dir: Path, config: TrainConfig) -> Path:
+    """Save the fully resolved config as TOML (readable back with ``read_config``)."""
+    import tomli_w
+
+    path = Path(model_dir) / CONFIG_NAME
+    path.write_text(tomli_w.dumps(to_toml_dict(config)))
+    return path
+
+
+def read_config(model_dir: Path) -> TrainConfig:
+    """The ``TrainConfig`` a run was started with.
+
+    Raises:
+        InputError: the file is missing or malformed.
+    """
+    path = Path(model_dir) / CONFIG_NAME
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the run's config ({exc})") from None
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(TrainConfig):
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        if "Path" in str(f.type) and value is not None:
+            value = Path(value)
+        kwargs[f.name] = value
+    try:
+        return TrainConfig(**kwargs)
+    except TypeError as exc:
+        raise InputError(f"{path}: {exc}") from None
+
+
+def write_marker(log_dir: Path, name: str, reason: str = "") -> None:
+    """Write ``FINISHED`` or ``FAILED`` (one line: the reason) for the dashboard."""
+    clear_markers(log_dir)
+    (Path(log_dir) / name).write_text(" ".join(reason.split()) + "\n")
+
+
+def clear_markers(log_dir: Path) -> None:
+    for name in (FINISHED, FAILED):
+        (Path(log_dir) / name).unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------------- checkpoints
+
+
+def latest_checkpoint(model_dir: Path) -> str | None:
+    """Prefix of the newest checkpoint in ``model_dir`` (``.../ckpt-<step>``), or None."""
+    import tensorflow as tf
+
+    return tf.train.latest_checkpoint(str(model_dir))
+
+
+def encode_rng_state(rng: np.random.Generator) -> str:
+    """A numpy generator's state as JSON (its 128-bit integers as decimal strings)."""
+    state = rng.bit_generator.state
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, int) and not isinstance(value, bool):
+            return {"int": str(value)}
+        return value
+
+    return json.dumps(clean(state))
+
+
+def decode_rng_state(text: str) -> np.random.Generator:
+    """Inverse of ``encode_rng_state``."""
+
+    def restore(value: Any) -> Any:
+        if isinstance(value, dict):
+            if set(value) == {"int"}:
+                return int(value["int"])
+            return {k: restore(v) for k, v in value.items()}
+        return value
+
+    state = restore(json.loads(text))
+    bit_generator = getattr(np.random, state["bit_generator"])()
+    bit_generator.state = state
+    return np.random.Generator(bit_generator)
+
+
+class TrainingState:
+    """Everything a checkpoint holds, with the ``tf.train.CheckpointManager`` that saves it."""
+
+    def __init__(self, model: Any, ema_model: Any, optimizer: Any, model_dir: Path,
+                 max_to_keep: int, rng: np.random.Generator) -> None:  # fmt: skip
+        import tensorflow as tf
+
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.rng_state = tf.Variable(encode_rng_state(rng), dtype=tf.string, trainable=False)
+        self.rng = rng
+        self.checkpoint = tf.train.Checkpoint(
+            model=model, ema_model=ema_model, optimizer=optimizer, step=self.step,
+            epoch=self.epoch, rng_state=self.rng_state,
+        )  # fmt: skip
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, directory=str(model_dir), max_to_keep=max_to_keep,
+            checkpoint_name=CHECKPOINT_NAME,
+        )  # fmt: skip
+
+    def save(self) -> str:
+        """Save at the current global step (the checkpoint is labelled with it)."""
+        self.rng_state.assign(encode_rng_state(self.rng))
+        return self.manager.save(checkpoint_number=int(self.step.numpy()))
+
+    def restore_latest(self) -> str | None:
+        """Restore the newest checkpoint (all of it); returns its prefix, or None."""
+        path = self.manager.latest_checkpoint
+        if path is None:
+            return None
+        self.checkpoint.restore(path).assert_existing_objects_matched()
+        self.rng = decode_rng_state(self.rng_state.numpy().decode())
+        return path

@@ -1,0 +1,247 @@
+"""Short CPU runs of the training loop on tiny data (16 px images, a tiny model, few steps)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from facenet_cli import events
+from facenet_cli.cli import app
+from facenet_cli.config import TrainConfig
+from facenet_cli.errors import InputError, TrainingDiverged
+from tests.conftest import make_image_tree
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Recorder:
+    """A reporter that keeps everything it is told."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        self.warnings: list[str] = []
+        self.steps: list = []
+        self.evaluations: list = []
+        self.started: dict = {}
+
+    def start(self, **kwargs) -> None:
+        self.started = kwargs
+
+    def message(self, text: str) -> None:
+        self.messages.append(text)
+
+    def warning(self, text: str) -> None:
+        self.warnings.append(text)
+
+    def epoch(self, epoch: int, step_in_epoch: int) -> None:
+        pass
+
+    def step(self, report) -> None:
+        self.steps.append(report)
+
+    def evaluation(self, epoch: int, step: int, metrics: dict) -> None:
+        self.evaluations.append((epoch, step, metrics))
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> dict[str, Path]:
+    """6 identities x 4 images + a singleton class, and a pairs file over the same images."""
+    from facenet_cli.data.pairs import make_pairs, write_pairs
+
+    root = tmp_path_factory.mktemp("tiny")
+    data = make_image_tree(root / "ds", {f"id{i}": 4 for i in range(6)} | {"single": 1}, size=20)
+    pairs = make_pairs(data, nrof_folds=2, pairs_per_fold=6, seed=1)
+    write_pairs(root / "pairs.txt", pairs, 2, 6)
+    return {"root": root, "data": data, "pairs": root / "pairs.txt"}
+
+
+def tiny_config(tiny, base: Path, **kw) -> TrainConfig:
+    settings = dict(
+        logs_base_dir=base / "logs", models_base_dir=base / "models", data_dir=str(tiny["data"]),
+        model_def="small", image_size=16, embedding_size=8, batch_size=6, people_per_batch=4,
+        images_per_person=3, epoch_size=3, max_nrof_epochs=2, alpha=0.5, seed=3,
+    )  # fmt: skip
+    settings.update(kw)
+    return TrainConfig(**settings)
+
+
+def cli_args(tiny, base: Path, *extra: str) -> list[str]:
+    return [
+        "train", "--data-dir", str(tiny["data"]), "--logs-base-dir", str(base / "logs"),
+        "--models-base-dir", str(base / "models"), "--model-def", "small", "--image-size", "16",
+        "--embedding-size", "8", "--batch-size", "6", "--people-per-batch", "4",
+        "--images-per-person", "3", "--alpha", "0.5", *extra,
+    ]  # fmt: skip
+
+
+def scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar through TensorBoard's own reader."""
+    from tensorboard.backend.event_processing import event_accumulator
+
+    acc = event_accumulator.EventAccumulator(
+        str(log_dir), size_guidance={"scalars": 0, "tensors": 0}
+    )
+    acc.Reload()
+    out: dict[str, list[tuple[int, float]]] = {}
+    for tag in acc.Tags()["tensors"]:
+        out[tag] = [(e.step, float(np.asarray(_tensor_value(e.tensor_proto)))) for e in
+                    acc.Tensors(tag)]  # fmt: skip
+    for tag in acc.Tags()["scalars"]:
+        out[tag] = [(e.step, e.value) for e in acc.Scalars(tag)]
+    return out
+
+
+def _tensor_value(proto):
+    from tensorboard.util import tensor_util
+
+    return tensor_util.make_ndarray(proto)
+
+
+def test_run_writes_events_checkpoints_export_and_resumes(tiny, tmp_path):
+    from facenet_cli.train.loop import run_train
+
+    rec = Recorder()
+    config = tiny_config(tiny, tmp_path, lfw_dir=tiny["data"], lfw_pairs=tiny["pairs"],
+                         lfw_nrof_folds=2, max_steps=5, max_nrof_epochs=3)  # fmt: skip
+    result = run_train(config, rec)
+    assert result.step == 5 and result.epoch == 1
+    assert any("dropped 1 of 7 classes" in m for m in rec.messages)
+    assert [s.step for s in rec.steps] == [1, 2, 3, 4, 5]
+    assert all(np.isfinite(s.loss) for s in rec.steps)
+    # One evaluation after epoch 0 (step 3); max_steps stops mid-epoch 1.
+    assert [(e, s) for e, s, _ in rec.evaluations] == [(1, 3)]
+    run = result.run_dir
+    assert (run / "config.toml").is_file() and (run / "model.json").is_file()
+    assert "tensorflow" in (run / "revision.txt").read_text()
+    assert sorted(p.name for p in run.glob("ckpt-*.index")) == ["ckpt-3.index", "ckpt-5.index"]
+    assert (result.log_dir / "FINISHED").read_text().startswith("max_steps")
+    assert (result.export_dir / "model.json").is_file()
+
+    tags = scalars(result.log_dir)
+    for tag in (*events.TRAIN_TAGS, *events.LFW_TAGS, events.HOST_RSS_MB):
+        assert tag in tags, f"missing {tag}"
+    assert [s for s, _ in tags[events.LOSS]] == [1, 2, 3, 4, 5]
+    assert [s for s, _ in tags[events.LFW_ACCURACY]] == [3]
+    np.testing.assert_allclose([v for _, v in tags[events.LOSS]], [s.loss for s in rec.steps],
+                               rtol=1e-6)  # fmt: skip
+    known = {v for n in dir(events) if n.isupper() and isinstance(v := getattr(events, n), str)}
+    assert {t.split("/GPU:")[0] for t in tags} <= known
+
+    # The same seed gives the same first losses.
+    rec2 = Recorder()
+    again = run_train(tiny_config(tiny, tmp_path / "again", max_steps=2), rec2)
+    assert again.step == 2
+    np.testing.assert_allclose([s.loss for s in rec2.steps], [s.loss for s in rec.steps[:2]],
+                               rtol=1e-5)  # fmt: skip
+
+    # --resume continues at the exact step, in the same run, with a longer run allowed.
+    rec3 = Recorder()
+    resumed = run_train(TrainConfig(resume=run, models_base_dir=tmp_path / "models",
+                                    max_steps=7), rec3)  # fmt: skip
+    assert resumed.run_dir == run and resumed.step == 7
+    assert rec3.started["resumed"] and rec3.started["step"] == 5
+    assert [s.step for s in rec3.steps] == [6, 7]
+    assert [s for s, _ in scalars(result.log_dir)[events.LOSS]] == [1, 2, 3, 4, 5, 6, 7]
+
+
+def test_batch_size_must_be_a_multiple_of_three(tiny, tmp_path):
+    result = CliRunner().invoke(app, cli_args(tiny, tmp_path, "--batch-size", "10"))
+    assert result.exit_code == 3
+    assert "not a multiple of 3" in result.output
+    assert not (tmp_path / "models").exists()
+
+
+def test_too_few_classes_is_a_clear_error_before_training(tiny, tmp_path):
+    from facenet_cli.train.loop import run_train
+
+    with pytest.raises(InputError, match="6 classes with 2 or more images.*people-per-batch is 45"):
+        run_train(tiny_config(tiny, tmp_path, people_per_batch=45), Recorder())
+    assert not (tmp_path / "models").exists()
+
+
+def test_nan_guard_keeps_the_last_good_checkpoint(tiny, tmp_path):
+    from facenet_cli.train.checkpoints import latest_checkpoint
+    from facenet_cli.train.loop import run_train
+
+    schedule = tmp_path / "lr.txt"
+    schedule.write_text("0: 0.01\n1: 1e35\n")
+    config = tiny_config(tiny, tmp_path, learning_rate=-1.0, learning_rate_schedule_file=schedule,
+                         optimizer="MOM", epoch_size=2, max_nrof_epochs=4)  # fmt: skip
+    with pytest.raises(TrainingDiverged, match="NaN|nan|inf") as info:
+        run_train(config, Recorder())
+    assert info.value.exit_code == 4
+    (run,) = (tmp_path / "models").iterdir()
+    assert latest_checkpoint(run).endswith("ckpt-2")
+    assert "ckpt-2" in str(info.value)
+    (log,) = (tmp_path / "logs").iterdir()
+    assert (log / "FAILED").read_text().strip()
+
+
+def _wait_for(predicate, timeout: float, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if proc.poll() is not None:
+            raise AssertionError(f"training exited early: {proc.communicate()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("timed out waiting for the run")
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_sigint_saves_and_sigkill_resumes(tiny, tmp_path):
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "facenet_cli.cli",
+        *cli_args(tiny, tmp_path, "--epoch-size", "2", "--max-nrof-epochs", "1000"),
+    ]
+    models = tmp_path / "models"
+
+    def checkpoints() -> list[int]:
+        return sorted(int(p.name[5:-6]) for p in models.glob("*/ckpt-*.index"))
+
+    # Ctrl-C: a checkpoint at the current step, the resume command, exit 130.
+    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    _wait_for(lambda: len(checkpoints()) >= 1, 180, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "resume with: facenet train --resume" in err
+    (run,) = models.iterdir()
+    saved = checkpoints()[-1]
+    assert f"at step {saved}" in err
+
+    # A killed run resumes from its last checkpoint and loses only the steps since.
+    resume = [sys.executable, "-m", "facenet_cli.cli", "train", "--resume", str(run)]
+    proc = subprocess.Popen(resume, env=env, cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    _wait_for(lambda: checkpoints()[-1] >= saved + 4, 180, proc)
+    proc.kill()
+    proc.wait()
+    last = checkpoints()[-1]
+    assert last >= saved + 4
+
+    from facenet_cli.train.loop import run_train
+
+    rec = Recorder()
+    result = run_train(TrainConfig(resume=run, max_steps=last + 2), rec)
+    assert rec.started["step"] == last
+    assert [s.step for s in rec.steps] == [last + 1, last + 2]
+    assert result.step == last + 2
+    loss_steps = [s for s, _ in scalars(tmp_path / "logs" / run.name)[events.LOSS]]
+    assert loss_steps[-2:] == [last + 1, last + 2]
+    assert set(range(1, last + 3)) <= set(loss_steps)
