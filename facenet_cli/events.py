@@ -7,6 +7,7 @@ the dashboard imports it.
 from __future__ import annotations
 
 import bisect
+import functools
 import os
 import re
 import struct
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from google_crc32c import value as _crc32c
 
 # Training, one value per global step.
@@ -92,6 +94,7 @@ DEFAULT_POINT_CAP = 1_000_000
 
 _HEADER = struct.Struct("<QI")  # record length, masked CRC of the length bytes
 _U32 = struct.Struct("<I")
+_LENGTH = struct.Struct("<Q")
 _MASK_DELTA = 0xA282EAD8
 _FILE_TIME = re.compile(r"tfevents\.(\d+)")
 
@@ -112,17 +115,106 @@ def frame_record(data: bytes) -> bytes:
 class RecordScan:
     """What :func:`split_records` found in a buffer."""
 
-    records: list[bytes]
+    buf: bytes
+    starts: np.ndarray
+    """Offset of each valid record's data in ``buf``."""
+    lengths: np.ndarray
+    """Length of each valid record's data."""
     consumed: int
     """Bytes that are done with; a partial last record starts here."""
     corrupt: int
     """Corrupt regions skipped (a bad data CRC, or garbage until the next valid header)."""
     resyncing: bool
     """The buffer ended inside garbage: the next scan continues the same corrupt region."""
+    data: _Bytes | None = None
+    """``buf`` as numbers (reused by the event decoder)."""
+
+    @property
+    def records(self) -> list[bytes]:
+        """The valid records' data, in file order."""
+        return [
+            self.buf[s : s + n]
+            for s, n in zip(self.starts.tolist(), self.lengths.tolist(), strict=True)
+        ]
+
+
+def _masked(crcs: np.ndarray) -> np.ndarray:
+    return (((crcs >> 15) | (crcs << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+
+
+def _crcs(buf: bytes, starts: list[int], stops: list[int]) -> np.ndarray:
+    # map() keeps the per-record loop in C: one google-crc32c call per slice (it takes bytes,
+    # not memoryviews).
+    slices = map(buf.__getitem__, map(slice, starts, stops))
+    return _masked(np.fromiter(map(_crc32c, slices), dtype=np.uint64, count=len(starts)))
+
+
+class _Bytes:
+    """A buffer with zero padding, readable as any little-endian number at any byte offset.
+
+    ``at("<u8", offsets)`` reads one 8-byte integer per offset in a single NumPy gather from a
+    byte-strided view: no Python loop and no (n, width) index matrix. Offsets are clamped to
+    the data, so garbage positions read something harmless (the caller's checks reject them).
+    """
+
+    _PAD = 16
+
+    def __init__(self, buf: bytes) -> None:
+        self.size = len(buf)
+        self.u8 = np.zeros(len(buf) + self._PAD, dtype=np.uint8)
+        self.u8[: len(buf)] = np.frombuffer(buf, dtype=np.uint8)
+        self._views: dict[str, np.ndarray] = {}
+
+    def view(self, dtype: str) -> np.ndarray:
+        """Every offset's value of ``dtype`` (a strided view, no copy)."""
+        v = self._views.get(dtype)
+        if v is None:
+            width = np.dtype(dtype).itemsize
+            v = self._views[dtype] = np.ndarray(
+                shape=(len(self.u8) - width + 1,), dtype=dtype, buffer=self.u8.data, strides=(1,)
+            )
+        return v
+
+    def at(self, dtype: str, offsets: np.ndarray) -> np.ndarray:
+        """The value of ``dtype`` at each offset."""
+        return self.view(dtype)[np.clip(offsets, 0, self.size)]
+
+
+@functools.cache
+def _header_crc_tables() -> tuple[np.ndarray, int]:
+    # CRC-32C is affine in its input for a fixed length: crc(a ^ b) = crc(a) ^ crc(b) ^ crc(0).
+    # So the CRC of any 8-byte length field is crc(0) xor one table entry per byte; the
+    # tables come from google-crc32c itself, and NumPy then checks every header in one pass.
+    zero = _crc32c(bytes(8))
+    tables = np.empty((8, 256), dtype=np.uint64)
+    for j in range(8):
+        for v in range(256):
+            msg = bytearray(8)
+            msg[j] = v
+            tables[j, v] = _crc32c(bytes(msg)) ^ zero
+    return tables, zero
+
+
+def _length_crcs(b: _Bytes, heads: np.ndarray) -> np.ndarray:
+    """Masked CRC-32C of the 8-byte length field at each header offset."""
+    tables, zero = _header_crc_tables()
+    field = b.at("<u8", heads)
+    crc = np.full(len(heads), zero, dtype=np.uint64)
+    for j in range(8):
+        crc ^= tables[j][(field >> np.uint64(8 * j)) & np.uint64(0xFF)]
+    return _masked(crc)
+
+
+def _u32_at(b: _Bytes, offsets: np.ndarray) -> np.ndarray:
+    return b.at("<u4", offsets).astype(np.uint64)
 
 
 def split_records(buf: bytes, *, resyncing: bool = False) -> RecordScan:
     """Split ``buf`` into complete TFRecords, checking both CRCs of each.
+
+    Lengths are walked first and the CRCs then checked in one pass each (the CRC itself is
+    google-crc32c's C code); a bad length CRC means everything walked past it is suspect, so
+    the walk restarts at the next offset whose header checks out.
 
     Args:
         buf: Bytes read from a record file, starting at a record boundary (or inside garbage
@@ -130,46 +222,108 @@ def split_records(buf: bytes, *, resyncing: bool = False) -> RecordScan:
         resyncing: The previous scan ended inside a corrupt region; do not count it again.
 
     Returns:
-        The complete records, how many bytes were consumed, and the corrupt count. A record
+        The valid records, how many bytes were consumed, and the corrupt count. A record
         whose header or data is not fully in ``buf`` is left for later.
     """
-    records: list[bytes] = []
+    b = _Bytes(buf)
+    end = len(buf)
+    unpack_length = _LENGTH.unpack_from
+    all_starts: list[np.ndarray] = []
+    all_lengths: list[np.ndarray] = []
     corrupt = 0
     pos = 0
-    end = len(buf)
-    unpack_header = _HEADER.unpack_from
-    unpack_u32 = _U32.unpack_from
-    crc = masked_crc32c
-    while end - pos >= 12:
-        length, length_crc = unpack_header(buf, pos)
-        if crc(buf[pos : pos + 8]) != length_crc:
-            # The length cannot be trusted: look for the next offset where a header checks out.
-            if not resyncing:
-                corrupt += 1
-                resyncing = True
-            nxt = _find_header(buf, pos + 1)
-            if nxt < 0:
-                return RecordScan(records, max(pos, end - 11), corrupt, True)
-            pos = nxt
-            continue
-        resyncing = False
-        stop = pos + 12 + length
-        if stop + 4 > end:
-            break  # partly written: wait for the rest
-        data = buf[pos + 12 : stop]
-        if crc(data) == unpack_u32(buf, stop)[0]:
-            records.append(data)
+    while True:
+        chained, p = _chain_records(b, pos, end)
+        heads: list[int] = []
+        append = heads.append
+        while end - p >= 12:
+            stop = p + 16 + unpack_length(buf, p)[0]
+            if stop > end:
+                break
+            append(p)
+            p = stop
+        h = np.concatenate([chained, np.array(heads, dtype=np.int64)])
+        n = len(h)
+        good = n
+        if n > len(chained):  # chained headers were checked already
+            walked = h[len(chained) :]
+            bad = np.flatnonzero(_length_crcs(b, walked) != _u32_at(b, walked + 8))
+            good = len(chained) + int(bad[0]) if bad.size else n
+        if good:
+            data_starts = h[:good] + 12
+            data_lengths = b.at("<u8", h[:good]).astype(np.int64)
+            stops = data_starts + data_lengths
+            ok = _crcs(buf, data_starts.tolist(), stops.tolist()) == _u32_at(b, stops)
+            corrupt += int(good - ok.sum())
+            all_starts.append(data_starts[ok])
+            all_lengths.append(data_lengths[ok])
+            resyncing = False
+        if good < n:
+            pos = int(h[good])
         else:
+            pos = p
+            if end - pos < 12:
+                break
+            if masked_crc32c(buf[pos : pos + 8]) == _U32.unpack_from(buf, pos + 8)[0]:
+                break  # a valid header whose record is still being written
+        # The length at ``pos`` cannot be trusted: find the next offset where a header checks out.
+        if not resyncing:
             corrupt += 1
-        pos = stop + 4
-    return RecordScan(records, pos, corrupt, resyncing)
+            resyncing = True
+        nxt = _find_header(buf, pos + 1)
+        if nxt < 0:
+            pos = max(pos, end - 11)
+            break
+        pos = nxt
+    empty = np.empty(0, dtype=np.int64)
+    return RecordScan(
+        buf,
+        np.concatenate(all_starts) if all_starts else empty,
+        np.concatenate(all_lengths) if all_lengths else empty,
+        pos,
+        corrupt,
+        resyncing,
+        b,
+    )
+
+
+def _chain_records(b: _Bytes, start: int, end: int) -> tuple[np.ndarray, int]:
+    """Offsets of the complete records chained from ``start``, found without a Python loop.
+
+    Every offset whose 8-byte length field has zero high bytes is a candidate; candidates
+    whose length CRC checks out are headers, and they are accepted for as long as each one's
+    record ends exactly where the next begins. Whatever does not chain (a corrupt region, a
+    partial record, a record of 4 GiB or more) is left to the record-by-record walk.
+
+    Returns:
+        The accepted offsets and the offset just after the last accepted record.
+    """
+    empty = np.empty(0, dtype=np.int64)
+    if end - start < 16:
+        return empty, start
+    # The high four bytes of the little-endian length, read at every offset at once.
+    high = b.view("<u4")[start + 4 : end - 11]
+    cand = np.flatnonzero(high == 0) + start
+    if not len(cand) or cand[0] != start:
+        return empty, start
+    cand = cand[_length_crcs(b, cand) == _u32_at(b, cand + 8)]
+    if not len(cand) or cand[0] != start:
+        return empty, start
+    nxt = cand + 16 + b.at("<u8", cand).astype(np.int64)
+    broken = np.flatnonzero((nxt[:-1] != cand[1:]) | (nxt[:-1] > end))
+    k = int(broken[0]) + 1 if broken.size else len(cand)
+    if k == len(cand) and nxt[-1] > end:
+        k -= 1  # the last record is still being written
+    if k == 0:
+        return empty, start
+    return cand[:k], int(nxt[k - 1])
 
 
 def _find_header(buf: bytes, start: int) -> int:
     """First offset >= ``start`` holding a header whose CRC matches, or -1."""
     unpack_header = _HEADER.unpack_from
     for i in range(start, len(buf) - 11):
-        length, length_crc = unpack_header(buf, i)
+        length_crc = unpack_header(buf, i)[1]
         if masked_crc32c(buf[i : i + 8]) == length_crc:
             return i
     return -1
@@ -207,20 +361,44 @@ class ScalarSeries:
 
     def add(self, step: int, wall_time: float, value: float) -> None:
         """Append a point; a step at or before the last one drops the points it replaces."""
-        steps = self.steps
-        if steps and step <= steps[-1]:
-            self.truncate(step)
-        self.latest = (step, wall_time, value)
+        self.extend(
+            np.array([step], dtype=np.int64),
+            np.array([wall_time], dtype=np.float64),
+            np.array([value], dtype=np.float64),
+        )
+
+    def extend(self, steps: np.ndarray, wall_times: np.ndarray, values: np.ndarray) -> None:
+        """Append points in the order they were written.
+
+        A resumed run writes steps again: a point is replaced by any later point at the same
+        or an earlier step, which keeps the newest session's points, as TensorBoard does.
+        """
+        n = len(steps)
+        if n == 0:
+            return
+        steps = np.asarray(steps, dtype=np.int64)
+        suffix_min = np.minimum.accumulate(steps[::-1])[::-1]
+        keep = np.ones(n, dtype=bool)
+        keep[:-1] = steps[:-1] < suffix_min[1:]
+        if len(self.steps) and suffix_min[0] <= self.steps[-1]:
+            self.truncate(int(suffix_min[0]))
+        self.latest = (int(steps[-1]), float(wall_times[-1]), float(values[-1]))
+        if not keep.all():
+            steps, wall_times, values = steps[keep], wall_times[keep], values[keep]
         if self.thinned > 1:
-            self._skip += 1
-            if self._skip < self.thinned:
-                return
-            self._skip = 0
-        steps.append(step)
-        self.wall_times.append(wall_time)
-        self.values.append(value)
-        if len(steps) >= self.cap:
-            self.steps = steps[::2]
+            # Keep taking one point in ``thinned`` so the density stays even.
+            first = (self.thinned - 1 - self._skip) % self.thinned
+            self._skip = (self._skip + len(steps)) % self.thinned
+            steps, wall_times, values = (
+                steps[first :: self.thinned],
+                wall_times[first :: self.thinned],
+                values[first :: self.thinned],
+            )
+        self.steps.frombytes(np.ascontiguousarray(steps, dtype=np.int64).tobytes())
+        self.wall_times.frombytes(np.ascontiguousarray(wall_times, dtype=np.float64).tobytes())
+        self.values.frombytes(np.ascontiguousarray(values, dtype=np.float64).tobytes())
+        while len(self.steps) >= self.cap:
+            self.steps = self.steps[::2]
             self.wall_times = self.wall_times[::2]
             self.values = self.values[::2]
             self.thinned *= 2
@@ -281,6 +459,127 @@ class RunState:
         return {tag: s.latest[2] for tag, s in self.series.items() if s.latest is not None}
 
 
+# The scalar events TensorFlow 2 (tf.summary), TensorFlow 1 (simple_value) and EventWriter
+# write have one fixed layout apart from the varints, the tag and the value. Those are decoded
+# for all records at once with NumPy; any record that differs goes through the protobuf parser.
+_SCALARS_METADATA = bytes.fromhex("4a0b0a090a07") + b"scalars"
+_META_HEAD = int.from_bytes(_SCALARS_METADATA[:8], "little")
+_META_TAIL = int.from_bytes(_SCALARS_METADATA[-8:], "little")
+_VALUE_TEMPLATES = (  # bytes of the Value after its tag, up to the number; the number's dtype
+    (b"\x15", "<f4"),  # simple_value
+    (bytes.fromhex("420a080112002204"), "<f4"),  # tensor: DT_FLOAT, shape {}, tensor_content
+    (bytes.fromhex("420808012204"), "<f4"),
+    (bytes.fromhex("420a080112002a04"), "<f4"),  # float_val
+    (bytes.fromhex("420808012a04"), "<f4"),
+    (bytes.fromhex("420e080212002208"), "<f8"),  # DT_DOUBLE
+    (bytes.fromhex("420c08022208"), "<f8"),
+    (bytes.fromhex("420e080212003208"), "<f8"),  # double_val
+    (bytes.fromhex("420c08023208"), "<f8"),
+)
+_MAX_FAST_TAG = 255
+_VARINT_BYTES = 5  # any step below 2**35; longer varints go to the protobuf parser
+
+
+def _varint(b: _Bytes, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decode a varint at each offset: values, byte counts, and whether it could be decoded."""
+    word = b.at("<u8", pos).astype(np.int64)  # the sign bit is never among the bytes used
+    value = word & 0x7F
+    nbytes = np.ones(len(pos), dtype=np.int64)
+    more = (word & 0x80) != 0
+    for k in range(1, _VARINT_BYTES):
+        if not more.any():
+            break
+        byte = (word >> (8 * k)) & 0xFF
+        value = np.where(more, value | ((byte & 0x7F) << (7 * k)), value)
+        nbytes += more
+        more &= (byte & 0x80) != 0
+    return value, nbytes, ~more
+
+
+def _decode_scalar_events(
+    b: _Bytes, starts: np.ndarray, lengths: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """Vectorised decode of single-scalar events.
+
+    Returns:
+        ``ok`` (the record had the expected layout), tag offsets and lengths, steps, wall
+        times and values; entries where ``ok`` is False are meaningless.
+    """
+    n = len(starts)
+    ends = starts + lengths
+    ok = lengths >= 16
+    ok &= b.at("u1", starts) == 0x09  # wall_time, fixed64
+    wall = b.at("<f8", starts + 1)
+    p = starts + 9
+    has_step = b.at("u1", p) == 0x10
+    step, nb, valid = _varint(b, p + 1)
+    ok &= valid | ~has_step
+    step = np.where(has_step, step, 0)
+    p = np.where(has_step, p + 1 + nb, p)
+    for field_byte in (0x2A, 0x0A):  # Event.summary, then Summary.value: both run to the end
+        ok &= b.at("u1", p) == field_byte
+        size, nb, valid = _varint(b, p + 1)
+        p = p + 1 + nb
+        ok &= valid & (p + size == ends)
+    ok &= b.at("u1", p) == 0x0A  # Value.tag
+    tag_len, nb, valid = _varint(b, p + 1)
+    ok &= valid & (tag_len <= _MAX_FAST_TAG)
+    tag_start = p + 1 + nb
+    q = tag_start + tag_len
+    ok &= q < ends
+    payload = ends - q
+    meta = len(_SCALARS_METADATA)
+    has_meta = (payload >= meta) & (b.at("<u8", ends - meta) == np.uint64(_META_HEAD))
+    has_meta &= b.at("<u8", ends - 8) == np.uint64(_META_TAIL)
+    core = payload - meta * has_meta
+    head = b.at("<u8", q)
+    value = np.full(n, np.nan)
+    matched = np.zeros(n, dtype=bool)
+    for prefix, dtype in _VALUE_TEMPLATES:
+        k = len(prefix)
+        m = ok & ~matched & (core == k + np.dtype(dtype).itemsize)
+        mask = np.uint64((1 << (8 * k)) - 1)
+        m &= (head & mask) == np.uint64(int.from_bytes(prefix, "little"))
+        if m.any():
+            value[m] = b.at(dtype, q[m] + k)
+            matched |= m
+    ok &= matched
+    return ok, tag_start, tag_len, step, wall, value
+
+
+def _tag_ids(b: _Bytes, tag_start: np.ndarray, tag_len: np.ndarray) -> tuple[np.ndarray, list]:
+    """Group records by tag bytes: an id per record and each id's tag (None if not unique).
+
+    Tags are hashed eight bytes at a time; every record is then compared word by word with its
+    group's first record, so a hash collision is detected (those records get id -1).
+    """
+    n = len(tag_start)
+    words = []
+    digest = tag_len.astype(np.uint64)
+    with np.errstate(over="ignore"):
+        for w in range(int(-(-int(tag_len.max()) // 8)) if n else 0):
+            left = np.clip(tag_len - 8 * w, 0, 8)
+            mask = np.where(
+                left >= 8,
+                np.uint64(2**64 - 1),
+                (np.uint64(1) << (8 * left).astype(np.uint64)) - np.uint64(1),
+            )
+            word = b.at("<u8", tag_start + 8 * w) & mask
+            words.append(word)
+            digest = (digest * np.uint64(0x100000001B3)) ^ word
+    uniq, first, inverse = np.unique(digest, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    same = tag_len == tag_len[first][inverse]
+    for word in words:
+        same &= word == word[first][inverse]
+    ids = np.where(same, inverse, -1)
+    names = []
+    for i in first.tolist():
+        s = int(tag_start[i])
+        names.append(bytes(b.u8[s : s + int(tag_len[i])]).decode("utf-8", errors="replace"))
+    return ids, names
+
+
 class EventParser:
     """Turns event records into scalar points of a :class:`RunState`."""
 
@@ -292,55 +591,153 @@ class EventParser:
         self.cap = cap
 
     def feed(self, run: RunState, records: list[bytes]) -> int:
-        """Parse ``records`` into ``run``; returns how many could not be parsed."""
-        from google.protobuf.message import DecodeError
+        """Parse ``records`` (one bytes object each) into ``run``; returns the unparsable count."""
+        buf = b"".join(records)
+        lengths = np.array([len(r) for r in records], dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        return self.feed_scan(run, buf, starts, lengths)
 
+    def feed_scan(
+        self,
+        run: RunState,
+        buf: bytes,
+        starts: np.ndarray,
+        lengths: np.ndarray,
+        data: _Bytes | None = None,
+    ) -> int:
+        """Parse the records at ``starts``/``lengths`` of ``buf`` into ``run``.
+
+        Returns:
+            How many records were not valid Event protos (counted as corrupt).
+        """
+        n = len(starts)
+        if n == 0:
+            return 0
+        b = _Bytes(buf) if data is None else data
+        ok, tag_start, tag_len, steps, walls, values = _decode_scalar_events(b, starts, lengths)
+        tag_ids = np.full(n, -1, dtype=np.int64)
+        tag_names: list[str] = []
+        fast = np.flatnonzero(ok)
+        if fast.size:
+            ids, tag_names = _tag_ids(b, tag_start[fast], tag_len[fast])
+            tag_ids[fast] = ids
+            ok[fast[ids < 0]] = False  # a hash collision: let the protobuf parser sort it out
+            fast = fast[ids >= 0]
+        # Records of any other shape: the protobuf parser, one at a time.
         bad = 0
-        from_string = self._event_cls.FromString
-        series = run.series
-        plugins = run.plugins
-        cap = self.cap
-        for data in records:
-            try:
-                event = from_string(data)
-            except DecodeError:
+        starts_log: list[tuple[int, int]] = []
+        slow_idx: list[int] = []
+        slow_tags: list[int] = []
+        slow_steps: list[int] = []
+        slow_walls: list[float] = []
+        slow_values: list[float] = []
+        name_ids = {name: i for i, name in enumerate(tag_names)}
+        wall_lo, wall_hi = np.inf, -np.inf
+        for i in np.flatnonzero(~ok).tolist():
+            s = int(starts[i])
+            parsed = self._parse_one(run, buf[s : s + int(lengths[i])])
+            if parsed is None:
                 bad += 1
                 continue
-            run.events += 1
-            wall = event.wall_time
-            if run.first_wall_time is None or wall < run.first_wall_time:
-                run.first_wall_time = wall
-            if run.last_wall_time is None or wall > run.last_wall_time:
-                run.last_wall_time = wall
-            kind = event.WhichOneof("what")
-            if kind == "summary":
-                step = event.step
-                for value in event.summary.value:
-                    tag = value.tag
-                    if value.HasField("metadata"):
-                        name = value.metadata.plugin_data.plugin_name
-                        if name:
-                            plugins[tag] = name
-                    if plugins.get(tag, "scalars") != "scalars":
-                        continue
-                    which = value.WhichOneof("value")
-                    if which == "simple_value":
-                        number = value.simple_value
-                    elif which == "tensor":
-                        number = tensor_scalar(value.tensor)
-                        if number is None:
-                            continue
-                    else:
-                        continue
-                    s = series.get(tag)
-                    if s is None:
-                        s = series[tag] = ScalarSeries(cap)
-                    s.add(step, wall, number)
-            elif kind == "session_log" and event.session_log.status == 1:  # START
+            wall, points, session_start = parsed
+            wall_lo, wall_hi = min(wall_lo, wall), max(wall_hi, wall)
+            if session_start is not None:
+                starts_log.append((i, session_start))
+            for tag, step, value in points:
+                tid = name_ids.get(tag)
+                if tid is None:
+                    tid = name_ids[tag] = len(tag_names)
+                    tag_names.append(tag)
+                slow_idx.append(i)
+                slow_tags.append(tid)
+                slow_steps.append(step)
+                slow_walls.append(wall)
+                slow_values.append(value)
+        plugins = run.plugins
+        if fast.size:
+            wall_lo = min(wall_lo, float(walls[fast].min()))
+            wall_hi = max(wall_hi, float(walls[fast].max()))
+            # A fast record carries no metadata of its own: trust what earlier events declared.
+            foreign = [i for i, t in enumerate(tag_names) if plugins.get(t, "scalars") != "scalars"]
+            if foreign:
+                fast = fast[~np.isin(tag_ids[fast], foreign)]
+        run.events += n - bad
+        if np.isfinite(wall_lo):
+            if run.first_wall_time is None or wall_lo < run.first_wall_time:
+                run.first_wall_time = wall_lo
+            if run.last_wall_time is None or wall_hi > run.last_wall_time:
+                run.last_wall_time = wall_hi
+        rec = np.concatenate([fast, np.array(slow_idx, dtype=np.int64)])
+        order = np.argsort(rec, kind="stable")
+        rec = rec[order]
+        tid = np.concatenate([tag_ids[fast], np.array(slow_tags, dtype=np.int64)])[order]
+        stp = np.concatenate([steps[fast], np.array(slow_steps, dtype=np.int64)])[order]
+        wal = np.concatenate([walls[fast], np.array(slow_walls, dtype=np.float64)])[order]
+        val = np.concatenate([values[fast], np.array(slow_values, dtype=np.float64)])[order]
+        lo = 0
+        for index, step in [*starts_log, (n, None)]:
+            hi = int(np.searchsorted(rec, index, side="left"))
+            self._apply(run, tag_names, tid[lo:hi], stp[lo:hi], wal[lo:hi], val[lo:hi])
+            lo = hi
+            if step is not None:
                 # A restart from a checkpoint: what was logged at or after this step is orphaned.
-                for s in series.values():
-                    s.truncate(event.step)
+                for series in run.series.values():
+                    series.truncate(step)
         return bad
+
+    def _apply(
+        self,
+        run: RunState,
+        names: list[str],
+        tids: np.ndarray,
+        steps: np.ndarray,
+        walls: np.ndarray,
+        values: np.ndarray,
+    ) -> None:
+        if not len(tids):
+            return
+        order = np.argsort(tids, kind="stable")
+        tids, steps, walls, values = tids[order], steps[order], walls[order], values[order]
+        bounds = [0, *(np.flatnonzero(np.diff(tids)) + 1).tolist(), len(tids)]
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            tag = names[int(tids[a])]
+            series = run.series.get(tag)
+            if series is None:
+                series = run.series[tag] = ScalarSeries(self.cap)
+            series.extend(steps[a:b], walls[a:b], values[a:b])
+
+    def _parse_one(
+        self, run: RunState, data: bytes
+    ) -> tuple[float, list[tuple[str, int, float]], int | None] | None:
+        """One record through the protobuf parser: (wall time, scalar points, session start)."""
+        from google.protobuf.message import DecodeError
+
+        try:
+            event = self._event_cls.FromString(data)
+        except DecodeError:
+            return None
+        points: list[tuple[str, int, float]] = []
+        kind = event.WhichOneof("what")
+        if kind == "summary":
+            plugins = run.plugins
+            for value in event.summary.value:
+                tag = value.tag
+                if value.HasField("metadata"):
+                    name = value.metadata.plugin_data.plugin_name
+                    if name:
+                        plugins[tag] = name
+                if plugins.get(tag, "scalars") != "scalars":
+                    continue
+                which = value.WhichOneof("value")
+                if which == "simple_value":
+                    points.append((tag, event.step, value.simple_value))
+                elif which == "tensor":
+                    number = tensor_scalar(value.tensor)
+                    if number is not None:
+                        points.append((tag, event.step, number))
+        elif kind == "session_log" and event.session_log.status == 1:  # START
+            return event.wall_time, points, event.step
+        return event.wall_time, points, None
 
 
 # DataType enum values (tensorflow/core/framework/types.proto) -> struct code for tensor_content.
@@ -509,9 +906,9 @@ class LogdirReader:
             cursor.size = st.st_size
             cursor.resyncing = scan.resyncing
             run.corrupt_records += scan.corrupt
-            if scan.records:
-                run.corrupt_records += self._parser.feed(run, scan.records)
-            changed = changed or bool(scan.records) or scan.corrupt > 0
+            if len(scan.starts):
+                run.corrupt_records += self._parser.feed_scan(run, buf, scan.starts, scan.lengths)
+            changed = changed or bool(len(scan.starts)) or scan.corrupt > 0
         if changed:
             run.version += 1
         return changed
