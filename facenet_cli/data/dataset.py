@@ -35,6 +35,7 @@ def split_roots(spec: str | os.PathLike[str] | Sequence[str | os.PathLike[str]])
 
 
 def is_image_file(path: Path) -> bool:
+    """True for a visible file with a recognised image extension (any case)."""
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
@@ -62,7 +63,8 @@ def get_dataset(
     """Discover the identities under one or more roots.
 
     Classes are sorted by name within each root and roots are concatenated in the given order
-    (as the original does). Classes with fewer than ``min_images_per_class`` images are dropped.
+    (as the original does). Empty class folders (e.g. identities whose alignment found no face)
+    and classes with fewer than ``min_images_per_class`` images are dropped.
 
     Raises:
         InputError: a root is missing or not a directory, has no sub-folders, or has no images.
@@ -90,4 +92,15 @@ def get_dataset(
 
 
 def count_images(dataset: Sequence[ImageClass]) -> int:
+    """Total number of images in the dataset."""
     return sum(len(c) for c in dataset)
+
+
+def paths_and_labels(dataset: Sequence[ImageClass]) -> tuple[list[Path], list[int]]:
+    """All image paths, class by class, with the class index of each (the original's order)."""
+    paths: list[Path] = []
+    labels: list[int] = []
+    for label, cls in enumerate(dataset):
+        paths.extend(cls.image_paths)
+        labels.extend([label] * len(cls))
+    return paths, labels

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from facenet_cli.data.dataset import get_dataset, split_roots
+from facenet_cli.data.dataset import count_images, get_dataset, paths_and_labels, split_roots
 from facenet_cli.errors import InputError
 
 
@@ -61,3 +61,19 @@ def test_error_is_one_line_naming_the_path(tmp_path: Path) -> None:
         get_dataset(tmp_path / "missing")
     assert "\n" not in str(info.value)
     assert str(tmp_path / "missing") in str(info.value)
+
+
+def test_empty_class_is_dropped_and_labels_follow_class_order(image_tree) -> None:
+    root = image_tree({"b": 2, "a": 1})
+    (root / "empty").mkdir()  # e.g. an identity whose alignment found no face
+    ds = get_dataset(root)
+    assert [c.name for c in ds] == ["a", "b"] and count_images(ds) == 3
+    paths, labels = paths_and_labels(ds)
+    assert labels == [0, 1, 1]
+    assert [p.parent.name for p in paths] == ["a", "b", "b"]
+
+
+def test_file_given_as_root(tmp_path: Path) -> None:
+    (tmp_path / "f.png").write_bytes(b"x")
+    with pytest.raises(InputError, match="not a directory"):
+        get_dataset(tmp_path / "f.png")
