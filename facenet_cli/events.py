@@ -353,7 +353,7 @@ class ScalarSeries:
         self.values = array("d")
         self.cap = max(2, cap)
         self.thinned = 1
-        self._skip = 0
+        self._skip = 0  # points read since the newest stored one (while thinning)
         self.latest: tuple[int, float, float] | None = None
 
     def __len__(self) -> int:
@@ -387,17 +387,18 @@ class ScalarSeries:
             steps, wall_times, values = steps[keep], wall_times[keep], values[keep]
         if self.thinned > 1:
             # Keep taking one point in ``thinned`` so the density stays even.
-            first = (self.thinned - 1 - self._skip) % self.thinned
-            self._skip = (self._skip + len(steps)) % self.thinned
-            steps, wall_times, values = (
-                steps[first :: self.thinned],
-                wall_times[first :: self.thinned],
-                values[first :: self.thinned],
-            )
+            t = self.thinned
+            idx = np.arange(max(0, t - 1 - self._skip), len(steps), t)
+            self._skip = len(steps) - 1 - int(idx[-1]) if len(idx) else self._skip + len(steps)
+            steps, wall_times, values = steps[idx], wall_times[idx], values[idx]
+        else:
+            self._skip = 0
         self.steps.frombytes(np.ascontiguousarray(steps, dtype=np.int64).tobytes())
         self.wall_times.frombytes(np.ascontiguousarray(wall_times, dtype=np.float64).tobytes())
         self.values.frombytes(np.ascontiguousarray(values, dtype=np.float64).tobytes())
         while len(self.steps) >= self.cap:
+            if len(self.steps) % 2 == 0:
+                self._skip += self.thinned  # the newest stored point goes: count what it covered
             self.steps = self.steps[::2]
             self.wall_times = self.wall_times[::2]
             self.values = self.values[::2]
@@ -503,7 +504,8 @@ def _decode_scalar_events(
 
     Returns:
         ``ok`` (the record had the expected layout), tag offsets and lengths, steps, wall
-        times and values; entries where ``ok`` is False are meaningless.
+        times, values and whether the record declared the scalars plugin; entries where
+        ``ok`` is False are meaningless.
     """
     n = len(starts)
     ends = starts + lengths
@@ -544,7 +546,7 @@ def _decode_scalar_events(
             value[m] = b.at(dtype, q[m] + k)
             matched |= m
     ok &= matched
-    return ok, tag_start, tag_len, step, wall, value
+    return ok, tag_start, tag_len, step, wall, value, has_meta
 
 
 def _tag_ids(b: _Bytes, tag_start: np.ndarray, tag_len: np.ndarray) -> tuple[np.ndarray, list]:
@@ -614,7 +616,9 @@ class EventParser:
         if n == 0:
             return 0
         b = _Bytes(buf) if data is None else data
-        ok, tag_start, tag_len, steps, walls, values = _decode_scalar_events(b, starts, lengths)
+        ok, tag_start, tag_len, steps, walls, values, declared = _decode_scalar_events(
+            b, starts, lengths
+        )
         tag_ids = np.full(n, -1, dtype=np.int64)
         tag_names: list[str] = []
         fast = np.flatnonzero(ok)
@@ -623,6 +627,8 @@ class EventParser:
             tag_ids[fast] = ids
             ok[fast[ids < 0]] = False  # a hash collision: let the protobuf parser sort it out
             fast = fast[ids >= 0]
+            for i in np.unique(tag_ids[fast[declared[fast]]]).tolist():
+                run.plugins[tag_names[i]] = "scalars"
         # Records of any other shape: the protobuf parser, one at a time.
         bad = 0
         starts_log: list[tuple[int, int]] = []
