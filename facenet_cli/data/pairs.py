@@ -323,10 +323,12 @@ def _as_dataset(
 ) -> tuple[list[ImageClass], str]:
     if isinstance(data, (str, os.PathLike)):
         return get_dataset(data), os.fspath(data)
-    classes = list(data)
-    if classes and not all(isinstance(c, ImageClass) for c in classes):
-        roots = [os.fspath(c) for c in classes]  # type: ignore[arg-type]
+    items: list[object] = list(data)
+    if items and not all(isinstance(c, ImageClass) for c in items):
+        # A sequence of roots, as get_dataset accepts.
+        roots = [os.fspath(c) for c in items if isinstance(c, (str, os.PathLike))]
         return get_dataset(roots), ":".join(roots)
+    classes = [c for c in items if isinstance(c, ImageClass)]
     source = next(
         (str(Path(c.image_paths[0]).parent.parent) for c in classes if c.image_paths), "dataset"
     )
