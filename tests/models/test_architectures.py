@@ -87,7 +87,6 @@ def test_squeezenet_and_small_at_160(pixels) -> None:
         assert out.shape == (2, 64) and np.all(np.isfinite(out))
 
 
-@pytest.mark.slow
 def test_inception_resnet_v2_at_160(pixels) -> None:
     model = create_model("inception_resnet_v2", embedding_size=128, image_size=160)
     out = np.asarray(model(pixels, training=False))
