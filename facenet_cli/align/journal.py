@@ -9,6 +9,7 @@ failures file, sorted by input, so a resumed run writes the same bytes as an uni
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from collections.abc import Iterable
@@ -60,41 +61,65 @@ class Journal:
         self.records: dict[str, Record] = {}
         self._fd: int | None = None
 
-    def open(self) -> Journal:
-        """Read what is there (cutting a torn tail) and open for appending."""
+    def open(self, wait: bool = False) -> Journal:
+        """Lock the journal, read what is there (cutting a torn tail) and open for appending.
+
+        Args:
+            wait: when another run holds the lock, wait for it instead of failing.
+
+        Raises:
+            InputError: another run is writing this output folder (and ``wait`` is false), or
+                the journal was written with other settings.
+        """
         header = json.dumps({"settings": self.settings}, sort_keys=True) + "\n"
-        good_end = 0
-        if self.path.exists():
-            data = self.path.read_bytes()
-            lines = data.split(b"\n")
-            offset = 0
-            for n, raw in enumerate(lines[:-1]):  # the part after the last newline is torn
-                try:
-                    obj = json.loads(raw)
-                except ValueError:
-                    break
-                if n == 0:
-                    if obj.get("settings") != self.settings:
-                        raise InputError(
-                            f"{self.path}: this output folder was aligned with other settings "
-                            f"({_diff(obj.get('settings'), self.settings)}); use another folder"
-                        )
-                else:
-                    rec = Record.from_json(obj)
-                    self.records[rec.rel] = rec
-                offset += len(raw) + 1
-                good_end = offset
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StorageError(f"{self.path}: cannot write the journal ({exc.strerror})") from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                raise InputError(
+                    f"{self.path}: another 'facenet align' run is writing this output folder "
+                    "(use --shard I/N to split a dataset between runs)"
+                ) from None
+            good_end = self._read(fd)
             os.ftruncate(fd, good_end)
             os.lseek(fd, 0, os.SEEK_END)
             if good_end == 0:
                 os.write(fd, header.encode())
-            self._fd = fd
-        except OSError as exc:
-            raise StorageError(f"{self.path}: cannot write the journal ({exc.strerror})") from None
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
         return self
+
+    def _read(self, fd: int) -> int:
+        """Load the records; return the offset after the last complete line."""
+        chunks = []
+        os.lseek(fd, 0, os.SEEK_SET)
+        while block := os.read(fd, 1 << 20):
+            chunks.append(block)
+        lines = b"".join(chunks).split(b"\n")
+        offset = 0
+        for n, raw in enumerate(lines[:-1]):  # the part after the last newline is torn
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                break
+            if n == 0:
+                if obj.get("settings") != self.settings:
+                    raise InputError(
+                        f"{self.path}: this output folder was aligned with other settings "
+                        f"({_diff(obj.get('settings'), self.settings)}); use another folder"
+                    )
+            else:
+                rec = Record.from_json(obj)
+                self.records[rec.rel] = rec
+            offset += len(raw) + 1
+        return offset
 
     def append(self, records: Iterable[Record]) -> None:
         """Append records in one write (a kill leaves either all lines or a torn tail)."""
@@ -118,7 +143,7 @@ class Journal:
             self._fd = None
 
     def __enter__(self) -> Journal:
-        return self.open()
+        return self if self._fd is not None else self.open()
 
     def __exit__(self, *exc: object) -> None:
         self.close()

@@ -408,8 +408,13 @@ def run_align(config: AlignConfig, *, quiet: bool = False) -> AlignSummary:
     return align_dataset(config, quiet=quiet)
 
 
-def align_dataset(config: AlignConfig, *, quiet: bool = False) -> AlignSummary:
-    """Align ``config.input_dir`` into ``config.output_dir`` (see ``run_align``)."""
+def align_dataset(
+    config: AlignConfig, *, quiet: bool = False, wait: bool = False, show_summary: bool = True
+) -> AlignSummary:
+    """Align ``config.input_dir`` into ``config.output_dir`` (see ``run_align``).
+
+    ``wait``: when another run is writing the same output folder, wait for it to finish.
+    """
     assert config.input_dir is not None and config.output_dir is not None
     if config.mode not in ("crop", "similarity"):
         raise InputError(f"--mode {config.mode!r}: expected crop or similarity")
@@ -431,7 +436,7 @@ def align_dataset(config: AlignConfig, *, quiet: bool = False) -> AlignSummary:
     box_file = output_dir / f"{BOX_FILE}{suffix}.txt"
     failures_file = output_dir / f"{FAILURES_FILE}{suffix}.txt"
     journal = Journal(output_dir / f"{JOURNAL_FILE}{suffix}.jsonl", settings_of(config))
-    with journal:
+    with journal.open(wait=wait):
         done_before = {i.rel for i in inputs if i.rel in journal.records}
         bs = max(config.batch_size, 1)
         tasks = []
@@ -463,7 +468,7 @@ def align_dataset(config: AlignConfig, *, quiet: bool = False) -> AlignSummary:
         box_file=box_file,
         failures_file=failures_file,
     )
-    if not quiet:
+    if not quiet and show_summary:
         _print_summary(summary)
     return summary
 
@@ -625,10 +630,11 @@ def _print_summary(s: AlignSummary) -> None:
     console.print(table)
 
 
-def ensure_demo_aligned(root: Path | None = None) -> DemoPaths:
+def ensure_demo_aligned(root: Path | None = None, *, quiet: bool = False) -> DemoPaths:
     """Build the demo photos when missing and align both splits at 160 px / margin 32.
 
-    Resumable, and cheap when already done (no TensorFlow is loaded then).
+    Resumable, and cheap when already done (no TensorFlow is loaded then). Waits when another
+    process is aligning the same demo folder. Shows a progress bar only when there is work.
     """
     from facenet_cli.data.demo_faces import DEMO_IMAGE_SIZE, DEMO_MARGIN, build_demo_photos
 
@@ -638,6 +644,8 @@ def ensure_demo_aligned(root: Path | None = None) -> DemoPaths:
             AlignConfig(
                 input_dir=src, output_dir=dst, image_size=DEMO_IMAGE_SIZE, margin=DEMO_MARGIN
             ),
-            quiet=True,
+            quiet=quiet,
+            wait=True,
+            show_summary=False,
         )
     return paths
