@@ -105,8 +105,10 @@ class BoardApp(App[int]):
         clock: Callable[[], float] = time.time,
         nvml: Nvml | None = None,
         tensorboard_url: str = "",
+        notify_alerts: bool = True,
     ) -> None:
         super().__init__()
+        self.notify_alerts = notify_alerts
         self.config = config
         self.clock = clock
         self.reader = ev.LogdirReader(config.logdir)
@@ -219,6 +221,8 @@ class BoardApp(App[int]):
         self.query_one(PanelBar).show(PANELS, self.panel, self.smoothing, self.compare_with)
 
     def _notify_new_alerts(self, summaries: list[model.RunSummary]) -> None:
+        if not self.notify_alerts:
+            return
         for s in summaries:
             for a in s.alerts:
                 key = (s.name, a.kind, a.message if a.kind == "new_best" else "")

@@ -1,0 +1,217 @@
+"""The Textual board, driven headless with the pilot at a fixed terminal size."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from board_eventlog import EventLog, event_file
+from textual.pilot import Pilot
+from textual.widgets import ContentSwitcher, Static
+
+from facenet_cli import events as ev
+from facenet_cli.config import BoardConfig
+from tui.app import BoardApp
+from tui.gpu import GpuStat, GpuView, Nvml, format_gpus
+from tui.widgets import AlertBar, HelpScreen, MetricChart, RunHeader, RunTable
+
+SIZE = (80, 24)
+
+
+def _write_run(
+    logs: Path,
+    name: str,
+    steps: range,
+    *,
+    loss: Callable[[int], float] | None = None,
+    now: float | None = None,
+) -> EventLog:
+    now = time.time() if now is None else now
+    log = EventLog(event_file(logs / name))
+    loss = loss or (lambda s: 1.0 / (1 + s))
+    for s in steps:
+        wall = now - (steps.stop - s)
+        log.scalar(ev.LOSS, loss(s), s, wall_time=wall)
+        log.scalar(ev.LEARNING_RATE, 0.1, s, wall_time=wall)
+        log.scalar(ev.TRIPLETS_ACTIVE_FRACTION, 0.5, s, wall_time=wall)
+        log.scalar(ev.TRIPLETS_SELECTED, 300.0, s, wall_time=wall)
+        log.scalar(ev.gpu_tag(ev.GPU_MEMORY_CURRENT_MB, "GPU:0"), 1000.0 + s, s, wall_time=wall)
+    return log
+
+
+def _app(logs: Path, **kwargs: object) -> BoardApp:
+    return BoardApp(BoardConfig(logdir=logs, poll_interval=0.05), notify_alerts=False, **kwargs)  # type: ignore[arg-type]
+
+
+async def _until(pilot: Pilot, cond: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out waiting for the board"
+        await pilot.pause(0.05)
+
+
+def _text(widget: Static) -> str:
+    return str(widget.content)
+
+
+def _points(app: BoardApp, chart_id: str) -> dict[str, int]:
+    chart = app.query_one(f"#{chart_id}", MetricChart)
+    return {line.label: len(line.x) for line in chart.lines}
+
+
+async def test_run_list_and_switching_runs(tmp_path: Path) -> None:
+    _write_run(tmp_path, "alpha", range(0, 30))
+    _write_run(tmp_path, "beta", range(0, 12))
+    app = _app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await _until(pilot, app.loaded.is_set)
+        table = app.query_one(RunTable)
+        assert [str(k.value) for k in table.rows] == ["alpha", "beta"]
+        assert str(table.get_cell("alpha", "status")) == "live"
+        assert str(table.get_cell("alpha", "step")) == "29"
+        assert app.selected == "alpha" and "alpha" in _text(app.query_one(RunHeader))
+        assert _points(app, "loss")["loss"] == 30
+        await pilot.press("j")
+        assert app.selected == "beta"
+        assert "beta" in _text(app.query_one(RunHeader))
+        assert _points(app, "loss")["loss"] == 12
+        await pilot.press("k")
+        assert app.selected == "alpha"
+
+
+async def test_charts_follow_a_writer_appending_events(tmp_path: Path) -> None:
+    log = _write_run(tmp_path, "live", range(0, 5))
+    app = _app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await _until(pilot, app.loaded.is_set)
+        assert _points(app, "loss")["loss"] == 5
+        for s in range(5, 9):
+            log.scalar(ev.LOSS, 0.01, s, wall_time=time.time())
+        await _until(pilot, lambda: _points(app, "loss").get("loss") == 9)
+        assert "step 8" in _text(app.query_one(RunHeader))
+        # A run that appears while the board runs joins the list.
+        _write_run(tmp_path, "newcomer", range(0, 3))
+        await _until(pilot, lambda: "newcomer" in [k.value for k in app.query_one(RunTable).rows])
+
+
+async def test_alerts_on_crafted_data(tmp_path: Path) -> None:
+    _write_run(tmp_path, "a-diverged", range(0, 10), loss=lambda s: math.nan if s > 7 else 1.0)
+    collapsed = _write_run(tmp_path, "b-collapsed", range(0, 10))
+    for s in range(10, 16):
+        collapsed.scalar(ev.TRIPLETS_ACTIVE_FRACTION, 0.0, s, wall_time=time.time())
+    app = _app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await _until(pilot, app.loaded.is_set)
+        bar = app.query_one(AlertBar)
+        assert bar.has_class("-active")
+        assert "NaN" in _text(bar) and "1 other run(s) with alerts" in _text(bar)
+        await pilot.press("j")
+        assert "active triplets near zero" in _text(bar)
+        assert app.summaries["b-collapsed"].warnings[0].kind == "collapse"
+
+
+async def test_panels_smoothing_compare_and_help(tmp_path: Path) -> None:
+    _write_run(tmp_path, "one", range(0, 20))
+    _write_run(tmp_path, "two", range(0, 20), loss=lambda s: 2.0)
+    app = _app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await _until(pilot, app.loaded.is_set)
+        assert set(_points(app, "loss")) == {"loss", "loss (raw)"}  # smoothed over raw
+        await pilot.press("s")
+        assert set(_points(app, "loss")) == {"loss"}
+        await pilot.press("c", "j")  # pin "one", look at "two"
+        assert app.compare_with == "one" and app.selected == "two"
+        assert set(_points(app, "loss")) == {"loss", "one: loss"}
+        await pilot.press("2")
+        assert app.query_one(ContentSwitcher).current == "triplets"
+        assert set(_points(app, "triplets")) == {
+            "active fraction",
+            "selected",
+            "one: active fraction",
+        }
+        await pilot.press("right", "right", "right")
+        assert app.panel == "memory"
+        assert set(_points(app, "memory-chart")) == {"GPU:0 current"}
+        await pilot.press("left", "5")
+        assert app.panel == "memory"
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+        await pilot.press("q")
+    assert app.return_value == 0
+
+
+class _FakeNvml(Nvml):
+    """A fixed NVML answer: the board's GPU panel without a GPU on the test machine."""
+
+    def __init__(self, view: GpuView) -> None:
+        super().__init__()
+        self.view = view
+
+    def read(self) -> GpuView:
+        return self.view
+
+
+async def test_gpu_panel_live_view_and_calm_no_gpu_state(tmp_path: Path) -> None:
+    _write_run(tmp_path, "r", range(0, 3))
+    gpu = GpuView((GpuStat(0, "H200", 1024.0, 143771.0, 37.0),))
+    app = _app(tmp_path, nvml=_FakeNvml(gpu))
+    async with app.run_test(size=SIZE) as pilot:
+        await _until(pilot, app.loaded.is_set)
+        await pilot.press("5")
+        live = app.query_one("#gpu-live", Static)
+        await _until(pilot, lambda: "H200" in _text(live))
+        assert "1,024 / 143,771 MiB" in _text(live) and "util 37%" in _text(live)
+    calm = GpuView((), "no GPU: NVML unavailable (NVMLError)")
+    assert format_gpus(calm) == "no GPU: NVML unavailable (NVMLError)"
+    assert "no GPU" in format_gpus(Nvml().read()) or Nvml().read().gpus
+
+
+async def test_waits_for_a_logdir_that_does_not_exist_yet(tmp_path: Path) -> None:
+    logs = tmp_path / "not-yet"
+    app = _app(logs)
+    async with app.run_test(size=SIZE) as pilot:
+        await _until(pilot, app.loaded.is_set)
+        assert "waiting for event files" in _text(app.query_one(RunHeader))
+        _write_run(logs, "first", range(0, 2))
+        await _until(pilot, lambda: app.selected == "first")
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_layout_fits(tmp_path: Path, size: tuple[int, int]) -> None:
+    for i in range(10):
+        _write_run(tmp_path, f"run-{i:02d}", range(0, 5))
+    app = _app(tmp_path)
+    async with app.run_test(size=size) as pilot:
+        await _until(pilot, app.loaded.is_set)
+        chart = app.query_one("#loss", MetricChart)
+        assert chart.size.height >= 8 and chart.size.width >= 70  # charts keep room to read
+        assert app.query_one(RunTable).row_count == 10
+
+
+def test_mtime_only_changes_update_ages(tmp_path: Path) -> None:
+    # Guard for the idle path: an unchanged file costs a stat, not a read.
+    _write_run(tmp_path, "r", range(0, 3))
+    reader = ev.LogdirReader(tmp_path)
+    assert reader.poll(rescan=True) == {"r"}
+    assert reader.poll(rescan=True) == set()
+    path = next((tmp_path / "r").iterdir())
+    os.utime(path, (time.time() + 5, time.time() + 5))
+    assert reader.poll() == {"r"}
+
+
+async def test_quit_stops_the_polling_thread(tmp_path: Path) -> None:
+    _write_run(tmp_path, "r", range(0, 3))
+    app = _app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await _until(pilot, app.loaded.is_set)
+        await pilot.press("q")
+    await asyncio.sleep(0.3)
+    assert app._stop.is_set()  # noqa: SLF001
+    assert not [w for w in app.workers if w.is_running]
