@@ -164,6 +164,11 @@ def restore_checkpoint(keras_model: Any, prefix: str | Path) -> str:
     key = "ema_model" if any(n.startswith("ema_model/") for n in names) else "model"
     if not any(n.startswith(f"{key}/") for n in names):
         raise InputError(f"{prefix}: checkpoint holds no 'model' or 'ema_model'")
+    problem = _shape_mismatch(keras_model, names, key)
+    if problem is not None:
+        raise InputError(
+            f"{prefix}: checkpoint does not match the architecture in {SIDECAR_NAME} ({problem})"
+        )
     try:
         status = tf.train.Checkpoint(**{key: keras_model}).restore(str(prefix)).expect_partial()
         status.assert_existing_objects_matched()
@@ -173,6 +178,32 @@ def restore_checkpoint(keras_model: Any, prefix: str | Path) -> str:
             f"({_first_line(exc)})"
         ) from None
     return key
+
+
+def _shape_mismatch(keras_model: Any, names: dict[str, list[int]], key: str) -> str | None:
+    """Compare variable shapes before restoring: a restore that fails half-way floods the log.
+
+    Returns:
+        None when every model variable has a same-shaped value under ``key``, else a reason.
+    """
+    from collections import Counter
+
+    stored = Counter(
+        tuple(shape)
+        for name, shape in names.items()
+        if name.startswith(f"{key}/")
+        and name.endswith("VARIABLE_VALUE")
+        and ".OPTIMIZER_SLOT" not in name
+    )
+    wanted = Counter(tuple(int(d) for d in v.shape) for v in keras_model.weights)
+    lacking = wanted - stored
+    if not lacking:
+        return None
+    shape, count = next(iter(lacking.items()))
+    return (
+        f"{sum(lacking.values())} of {len(keras_model.weights)} variables have no match, "
+        f"e.g. {count} of shape {shape}"
+    )
 
 
 # ------------------------------------------------------------------------------------- loading
