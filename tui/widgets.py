@@ -138,8 +138,9 @@ class PanelBar(Static):
         text = Text()
         for i, (key, title) in enumerate(panels, 1):
             style = "reverse bold" if key == current else "dim"
-            text.append(f" {i} {title} ", style=style)
-        text.append(f"  smooth {'on' if smoothing else 'off'}", style="dim")
+            text.append(f"{i} {title}", style=style)
+            text.append(" ")
+        text.append(" smooth" if smoothing else " raw", style="dim")
         if compare:
             text.append(f"  vs {compare}", style="magenta")
         self.update(text)
