@@ -203,9 +203,14 @@ class TrainingState:
                  max_to_keep: int, rng: np.random.Generator) -> None:  # fmt: skip
         import tensorflow as tf
 
-        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
-        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        self.rng_state = tf.Variable(encode_rng_state(rng), dtype=tf.string, trainable=False)
+        # Host variables mirrored by Python ints: reading a device variable every step would
+        # wait for the step in flight and leave the accelerator idle.
+        with tf.device("/CPU:0"):
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+            self.rng_state = tf.Variable(encode_rng_state(rng), dtype=tf.string, trainable=False)
+        self.current_step = 0
+        self.current_epoch = 0
         self.rng = rng
         self.checkpoint = tf.train.Checkpoint(
             model=model, ema_model=ema_model, optimizer=optimizer, step=self.step,
@@ -215,6 +220,14 @@ class TrainingState:
             self.checkpoint, directory=str(model_dir), max_to_keep=max_to_keep,
             checkpoint_name=CHECKPOINT_NAME,
         )  # fmt: skip
+
+    def set_step(self, step: int) -> None:
+        self.current_step = step
+        self.step.assign(step)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.current_epoch = epoch
+        self.epoch.assign(epoch)
 
     def save(self) -> str:
         """Save at the current global step (the checkpoint is labelled with it)."""
@@ -228,4 +241,6 @@ class TrainingState:
             return None
         self.checkpoint.restore(path).assert_existing_objects_matched()
         self.rng = decode_rng_state(self.rng_state.numpy().decode())
+        self.current_step = int(self.step.numpy())
+        self.current_epoch = int(self.epoch.numpy())
         return path

@@ -51,6 +51,18 @@ class TrainingInterrupted(FacenetError):
 
 
 @dataclass(frozen=True)
+class RoundStats:
+    """What one selection round did (for summaries and the pipeline benchmark)."""
+
+    embedded: int
+    triplets: int
+    pairs: int
+    steps: int
+    trained_images: int
+    selection_s: float
+
+
+@dataclass(frozen=True)
 class RunResult:
     """What a finished (or stopped) run produced."""
 
@@ -198,12 +210,13 @@ class TrainingGraph:
         others = model.non_trainable_variables
         ema_others = ema_model.non_trainable_variables
 
-        @tf.function(input_signature=[spec], reduce_retracing=True)
+        # autograph=False: no data-dependent Python control flow here to convert.
+        @tf.function(input_signature=[spec], reduce_retracing=True, autograph=False)
         def embed(images: tf.Tensor) -> tf.Tensor:
             prelogits = model(images, training=selection_training)
             return tf.math.l2_normalize(prelogits, axis=1, epsilon=1e-10)
 
-        @tf.function(input_signature=[spec, tf.TensorSpec((), tf.int64)], reduce_retracing=True)
+        @tf.function(input_signature=[spec, tf.TensorSpec((), tf.int64)], autograph=False)
         def train_step(images: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
             with tf.GradientTape() as tape:
                 prelogits = model(images, training=True)
@@ -246,21 +259,6 @@ def set_seeds(seed: int) -> None:
     import keras
 
     keras.utils.set_random_seed(seed)
-
-
-def triplet_dataset(paths: list[str], config: TrainConfig, seed: int) -> Any:
-    """Rows a, p, n, ... decoded and augmented in parallel, batched, prefetched."""
-    from facenet_cli.data.pipeline import image_dataset
-
-    return image_dataset(
-        paths,
-        image_size=config.image_size,
-        batch_size=config.batch_size,
-        random_crop=config.random_crop,
-        random_flip=config.random_flip,
-        standardization=standardization(config),
-        seed=seed,
-    )
 
 
 def standardization(config: TrainConfig) -> str:
@@ -324,6 +322,7 @@ class Trainer:
         self.class_paths = [[str(p) for p in c.image_paths] for c in self.classes]
         self.unreadable: set[str] = set()
         self.last_lfw: float | None = None
+        self.last_round: RoundStats | None = None
         self._eval_embed: Any = None
 
     # -- set-up -------------------------------------------------------------------------------
@@ -368,6 +367,7 @@ class Trainer:
         from facenet_cli.train.summaries import Summaries
 
         self.summaries = Summaries(self.log_dir)
+        self.make_feeder()
 
     def _load_pretrained(self, path: Path) -> None:
         import tensorflow as tf
@@ -384,11 +384,11 @@ class Trainer:
 
     @property
     def step(self) -> int:
-        return int(self.state.step.numpy())
+        return self.state.current_step
 
     @property
     def epoch(self) -> int:
-        return int(self.state.epoch.numpy())
+        return self.state.current_epoch
 
     # -- one selection round ------------------------------------------------------------------
 
@@ -402,31 +402,32 @@ class Trainer:
         paths = [self.class_paths[c][i] for c, i in zip(cls.tolist(), img.tolist(), strict=True)]
         return paths, per_class
 
+    def make_feeder(self) -> None:
+        from facenet_cli.train.feeder import BatchFeeder
+
+        config = self.config
+        self.feeder = BatchFeeder(
+            config.image_size, random_crop=config.random_crop, random_flip=config.random_flip,
+            standardization=standardization(config),
+        )  # fmt: skip
+
     def embed_round(self, paths: list[str]) -> np.ndarray | None:
         """Embeddings of the sampled images; None when an unreadable image was found."""
         import tensorflow as tf
 
-        from facenet_cli.data.pipeline import image_dataset
-
-        config = self.config
-        ds = image_dataset(
-            paths,
-            image_size=config.image_size,
-            batch_size=config.batch_size,
-            random_crop=config.random_crop,
-            random_flip=config.random_flip,
-            standardization=standardization(config),
-            seed=int(self.state.rng.integers(2**31)),
-        )
+        nrof_batches = self.feeder.put(paths, self.config.batch_size, self.state.rng)
         parts = []
         try:
-            for batch in ds:
-                parts.append(self.graph.embed(batch))
+            for _ in range(nrof_batches):
+                parts.append(self.graph.embed(self.feeder.get()))
             return np.concatenate([p.numpy() for p in parts], axis=0)
         except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError):
             bad = find_unreadable(paths)
             if not bad:
                 raise
+            # The pipeline stops at its first error: start a fresh one.
+            self.feeder.close()
+            self.make_feeder()
             self._drop_images(bad)
             return None
 
@@ -501,7 +502,7 @@ class Trainer:
                 self.save()
 
     def end_epoch(self) -> None:
-        self.state.epoch.assign_add(1)
+        self.state.set_epoch(self.epoch + 1)
         self.evaluate()
         self.save()
 
@@ -542,6 +543,7 @@ class Trainer:
             },
             first_step,
         )
+        self.last_round = RoundStats(len(paths), len(triplets), nrof_pairs, 0, 0, selection_time)
         if len(triplets) == 0:
             self.reporter.message(
                 f"step {self.step}: no triplets among {nrof_pairs} pairs; sampling again"
@@ -552,21 +554,19 @@ class Trainer:
         room = min(epoch_end, self.stop_step()) - self.step
         nrof_batches = min(math.ceil(3 * len(triplets) / config.batch_size), room)
         rows = triplets[: nrof_batches * config.batch_size // 3].reshape(-1)
-        ds = triplet_dataset([paths[i] for i in rows], config, int(self.state.rng.integers(2**31)))
-        iterator = iter(ds)
+        nrof_batches = self.feeder.put([paths[i] for i in rows], config.batch_size, self.state.rng)
         pending: tuple[int, dict[str, Any], float, float, int] | None = None
         trained = 0
+        trained_images = 0
         for _ in range(nrof_batches):
             wait_start = time.perf_counter()
-            try:
-                images = next(iterator)
-            except StopIteration:
-                break
+            images = self.feeder.get()
             data_wait = time.perf_counter() - wait_start
             step_start = time.perf_counter()
             outputs = self.graph.train_step(images, tf.constant(self.step, tf.int64))
-            self.state.step.assign_add(1)
+            self.state.set_step(self.step + 1)
             trained += 1
+            trained_images += int(images.shape[0])
             # Read the previous step's results only now, so the device is never idle waiting
             # for Python between two steps.
             if pending is not None:
@@ -576,6 +576,10 @@ class Trainer:
                 break
         if pending is not None:
             self.finish_step(*pending, lr=lr, triplets=len(triplets))
+        self.feeder.discard()
+        self.last_round = dataclasses.replace(
+            self.last_round, steps=trained, trained_images=trained_images
+        )
         return trained
 
     def finish_step(self, step: int, outputs: dict[str, Any], step_start: float,
@@ -732,3 +736,5 @@ def run_train(config: TrainConfig, reporter: Reporter | None = None) -> RunResul
         reporter.close()
         if trainer is not None and hasattr(trainer, "summaries"):
             trainer.summaries.close()
+        if trainer is not None and hasattr(trainer, "feeder"):
+            trainer.feeder.close()

@@ -37,7 +37,8 @@ class Reporter(Protocol):
 
     def step(self, report: StepReport) -> None: ...
 
-    def evaluation(self, epoch: int, step: int, metrics: dict[str, float]) -> None: ...
+    def evaluation(self, epoch: int, step: int, metrics: dict[str, float]) -> None:
+        """``epoch``: epochs completed; ``metrics``: ``{events tag: value}``."""
 
     def close(self) -> None: ...
 
@@ -76,6 +77,7 @@ class ConsoleReporter:
         self._epoch_task: Any = None
         self._step_task: Any = None
         self._epoch_size = 0
+        self._plain = False
 
     def _print(self, text: str, style: str = "") -> None:
         from facenet_cli.progress import console
@@ -96,12 +98,11 @@ class ConsoleReporter:
         self._epoch_size = epoch_size
         self._context = progress_bars("loss", "triplets", "speed")
         self._bars = self._context.__enter__()
-        self._epoch_task = self._bars.add_task(
-            "epoch", total=max_epochs, completed=epoch, loss="", triplets="", speed=""
-        )
-        self._step_task = self._bars.add_task(
-            "step", total=epoch_size, loss="", triplets="", speed=""
-        )
+        self._plain = not hasattr(self._bars, "console")
+        blank = {"loss": "", "triplets": "", "speed": ""}
+        self._epoch_task = self._bars.add_task("epoch", total=max_epochs, **blank)
+        self._bars.update(self._epoch_task, completed=epoch)
+        self._step_task = self._bars.add_task("step", total=epoch_size, **blank)
 
     def message(self, text: str) -> None:
         self._print(text)
@@ -118,17 +119,22 @@ class ConsoleReporter:
     def step(self, report: StepReport) -> None:
         if self._bars is None:
             return
+        # Plain lines print fields as key=value; the bars show the values alone.
+        loss, triplets = f"{report.loss:.4f}", f"{report.triplets}"
+        speed = f"{report.images_per_sec:.0f} img/s"
+        if not self._plain:
+            loss, triplets = f"loss {loss}", f"{triplets} triplets"
         self._bars.update(
-            self._step_task,
-            completed=report.step_in_epoch,
-            loss=f"loss {report.loss:.4f}",
-            triplets=f"{report.triplets} triplets",
-            speed=f"{report.images_per_sec:.0f} img/s",
-        )
+            self._step_task, completed=report.step_in_epoch, loss=loss, triplets=triplets,
+            speed=speed,
+        )  # fmt: skip
 
     def evaluation(self, epoch: int, step: int, metrics: dict[str, float]) -> None:
-        parts = [f"{k.split('/')[-1]} {v:.4f}" for k, v in metrics.items()]
-        self._print(f"epoch {epoch} (step {step}): " + ", ".join(parts))
+        parts = [
+            f"{tag.split('/')[-1]} {value:.4f}" if tag.startswith("lfw/") else f"{value:.1f} s"
+            for tag, value in metrics.items()
+        ]
+        self._print(f"epoch {epoch - 1} done (step {step}): " + ", ".join(parts))
 
     def close(self) -> None:
         if self._context is not None:

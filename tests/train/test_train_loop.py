@@ -245,3 +245,20 @@ def test_sigint_saves_and_sigkill_resumes(tiny, tmp_path):
     loss_steps = [s for s, _ in scalars(tmp_path / "logs" / run.name)[events.LOSS]]
     assert loss_steps[-2:] == [last + 1, last + 2]
     assert set(range(1, last + 3)) <= set(loss_steps)
+
+
+def test_unreadable_images_are_reported_once_and_skipped(tmp_path):
+    from facenet_cli.train.loop import run_train
+
+    data = make_image_tree(tmp_path / "ds", {f"id{i}": 4 for i in range(5)}, size=20)
+    bad = data / "id0" / "id0_0005.png"
+    bad.write_bytes(b"this is not an image")
+    rec = Recorder()
+    config = TrainConfig(
+        logs_base_dir=tmp_path / "logs", models_base_dir=tmp_path / "models",
+        data_dir=str(data), model_def="small", image_size=16, embedding_size=8, batch_size=6,
+        people_per_batch=5, images_per_person=5, epoch_size=4, max_nrof_epochs=1, seed=1,
+    )  # fmt: skip
+    result = run_train(config, rec)
+    assert result.step == 4
+    assert len(rec.warnings) == 1 and str(bad) in rec.warnings[0]

@@ -1,0 +1,104 @@
+"""One long-lived ``tf.data`` pipeline that decodes and augments every batch of a run.
+
+A selection round needs two short pipelines (the sampled images, then the triplet rows) whose
+content depends on the model's latest weights. Building a ``tf.data`` pipeline per round costs
+a retrace of its map function and a cold start every time; instead the loop puts batches of
+paths into a queue and this pipeline decodes them (in parallel, a few batches ahead) in order.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from facenet_cli.data.pipeline import decode_image, standardize
+
+
+class BatchFeeder:
+    """Decode, crop, flip and standardise batches of image paths, in the order they are put.
+
+    Args:
+        image_size: side of the square output.
+        random_crop: a random crop (images smaller than it padded first), else centre crop/pad.
+        random_flip: mirror left-right with probability 1/2.
+        standardization: ``per_image``, ``fixed`` or ``none``.
+    """
+
+    def __init__(self, image_size: int, *, random_crop: bool, random_flip: bool,
+                 standardization: str) -> None:  # fmt: skip
+        self.image_size = image_size
+        self.random_crop = random_crop
+        self.random_flip = random_flip
+        self.standardization = standardization
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._outstanding = 0
+        signature = (tf.TensorSpec([None], tf.string), tf.TensorSpec([2], tf.int64))
+        ds = tf.data.Dataset.from_generator(self._generate, output_signature=signature)
+        ds = ds.map(self._load_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        self._iterator = iter(ds.prefetch(tf.data.AUTOTUNE))
+
+    def _generate(self) -> Any:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            yield item
+
+    def _load_one(self, path: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        size = self.image_size
+        image = decode_image(path)
+        crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
+        if self.random_crop:
+            shape = tf.shape(image)
+            image = tf.image.resize_with_crop_or_pad(
+                image, tf.maximum(shape[0], size), tf.maximum(shape[1], size)
+            )
+            image = tf.image.stateless_random_crop(image, [size, size, 3], seed=crop_seed)
+        else:
+            image = tf.image.resize_with_crop_or_pad(image, size, size)
+        if self.random_flip:
+            image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
+        image = standardize(image, self.standardization)
+        image.set_shape([size, size, 3])
+        return image
+
+    def _load_batch(self, paths: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        seeds = tf.random.experimental.stateless_split(seed, num=tf.size(paths))
+        size = self.image_size
+        return tf.map_fn(
+            lambda item: self._load_one(item[0], item[1]),
+            (paths, seeds),
+            fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32),
+            parallel_iterations=32,
+        )
+
+    def put(self, paths: Sequence[str], batch_size: int, rng: np.random.Generator) -> int:
+        """Queue ``paths`` as batches of ``batch_size`` (the last may be smaller).
+
+        Returns:
+            The number of batches queued; take each with ``get``.
+        """
+        count = 0
+        for start in range(0, len(paths), batch_size):
+            seed = rng.integers(0, 2**62, size=2, dtype=np.int64)
+            self._queue.put((np.asarray(paths[start : start + batch_size], dtype=object), seed))
+            count += 1
+        self._outstanding += count
+        return count
+
+    def get(self) -> tf.Tensor:
+        """The next decoded batch, float32 ``(B, S, S, 3)``."""
+        self._outstanding -= 1
+        return next(self._iterator)
+
+    def discard(self) -> None:
+        """Take and drop the batches queued but not taken (a round cut short)."""
+        while self._outstanding > 0:
+            self.get()
+
+    def close(self) -> None:
+        self._queue.put(None)
