@@ -102,13 +102,17 @@ def git_revision() -> str | None:
     """The package checkout's ``git rev-parse HEAD`` (with ``-dirty``), or None outside git."""
     here = Path(__file__).resolve().parent
     try:
-        run = dict(cwd=here, capture_output=True, text=True, timeout=5)
-        head = subprocess.run(["git", "rev-parse", "HEAD"], check=True, **run).stdout.strip()
-        status = ["git", "status", "--porcelain", "--untracked-files=no"]
-        dirty = subprocess.run(status, **run).stdout.strip()
+        head = _git(["rev-parse", "HEAD"], here)
+        dirty = _git(["status", "--porcelain", "--untracked-files=no"], here)
     except (OSError, subprocess.SubprocessError):
         return None
     return head + ("-dirty" if dirty else "")
+
+
+def _git(args: list[str], cwd: Path) -> str:
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5,
+                          check=True)  # fmt: skip
+    return done.stdout.strip()
 
 
 def write_config(model_dir: Path, config: TrainConfig) -> Path:

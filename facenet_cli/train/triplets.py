@@ -18,6 +18,7 @@ A pair without an admissible negative yields no triplet, as in the original.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -28,6 +29,8 @@ MODES = ("random", "semi-hard", "hard")
 # round costs O(pending)); the few pairs left with small admissible sets get the exact fallback.
 _MAX_REJECTION_ROUNDS = 64
 _MIN_ROUND_YIELD = 0.02
+# Below this many pending pairs the exact fallback is cheaper than another round's overhead.
+_MIN_PENDING_FOR_ROUND = 64
 # Pairs handled per block by the exact fallback, to bound its (pairs x images) temporaries.
 _FALLBACK_BLOCK = 1024
 
@@ -100,7 +103,7 @@ def squared_distances(embeddings: np.ndarray, rows: int | None = None) -> np.nda
 
 
 def anchor_positive_pairs(
-    nrof_images_per_class: Sequence[int], people_per_batch: int
+    nrof_images_per_class: Sequence[int] | np.ndarray, people_per_batch: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Every unordered pair (a, p), a < p, inside each of the first ``people_per_batch`` classes.
 
@@ -108,23 +111,31 @@ def anchor_positive_pairs(
     classes (``sample_people`` may take more identities than ``people_per_batch``) only serve as
     negatives, as in the original.
     """
-    counts = np.asarray(nrof_images_per_class, dtype=np.int64)[:people_per_batch]
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    counts = tuple(int(n) for n in np.asarray(nrof_images_per_class)[:people_per_batch])
+    anchors, positives = _pairs_of_layout(counts)
+    return anchors.copy(), positives.copy()
+
+
+@functools.lru_cache(maxsize=8)
+def _pairs_of_layout(counts: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    # Cached: rounds usually repeat the same layout (images_per_person from every class).
+    if not counts:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    sizes = np.asarray(counts, dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     anchors: list[np.ndarray] = []
     positives: list[np.ndarray] = []
-    for start, n in zip(starts, counts, strict=True):  # one step per class
+    for start, n in zip(starts, sizes, strict=True):  # one step per class
         a, p = np.triu_indices(int(n), k=1)
         anchors.append(a + start)
         positives.append(p + start)
-    if not anchors:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty
     return np.concatenate(anchors), np.concatenate(positives)
 
 
 def select_triplets(
     embeddings: np.ndarray,
-    nrof_images_per_class: Sequence[int],
+    nrof_images_per_class: Sequence[int] | np.ndarray,
     people_per_batch: int,
     alpha: float,
     mode: str = "random",
@@ -225,9 +236,13 @@ def _draw_in_interval(
         if round_number == 1:
             # Drop the pairs with an empty set (nothing lies below the nearest negative); only
             # the rows of anchors still pending are scanned.
-            pending_anchors, where = np.unique(anchors[pending], return_inverse=True)
-            nearest = dist[pending_anchors].min(axis=1)
-            pending = pending[upper[pending] > nearest[where.ravel()]]
+            pending_anchors = np.unique(anchors[pending])
+            if pending_anchors.size * 4 > dist.shape[0]:
+                nearest = dist.min(axis=1)  # one pass beats copying most rows
+            else:
+                nearest = np.full(dist.shape[0], np.inf, dtype=dist.dtype)
+                nearest[pending_anchors] = dist[pending_anchors].min(axis=1)
+            pending = pending[upper[pending] > nearest[anchors[pending]]]
             continue
         a = anchors[pending]
         # Uniform index among the anchor's negatives, skipping its own class block.
@@ -240,7 +255,10 @@ def _draw_in_interval(
         result[pending[hit]] = j[hit]
         resolved = np.count_nonzero(hit)
         pending = pending[~hit]
-        if round_number > 1 and resolved < _MIN_ROUND_YIELD * (pending.size + resolved):
+        if round_number > 1 and (
+            resolved < _MIN_ROUND_YIELD * (pending.size + resolved)
+            or pending.size < _MIN_PENDING_FOR_ROUND
+        ):
             break
     # Exact fallback: the admissible columns of each pending pair, in blocks of pairs.
     for begin in range(0, pending.size, _FALLBACK_BLOCK):
