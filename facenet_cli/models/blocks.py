@@ -36,6 +36,13 @@ def batch_norm(name: str) -> layers.BatchNormalization:
     )
 
 
+def _channels(shape: tuple[int | None, ...]) -> int:
+    channels = shape[-1]
+    if channels is None:
+        raise ValueError("the channel dimension must be known")
+    return int(channels)
+
+
 def _pair(value: int | Sequence[int]) -> tuple[int, int]:
     if isinstance(value, int):
         return (value, value)
@@ -161,7 +168,7 @@ class _ResidualBlock(_Composite):
         return [*super().tf1_units(), ("Conv2d_1x1", self.up)]
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
-        channels = int(input_shape[-1])  # type: ignore[arg-type]
+        channels = _channels(input_shape)
         shapes = self._build_towers(input_shape)
         # The "up" projection back to the block's width has a bias and no batch norm.
         self.up = layers.Conv2D(
@@ -172,7 +179,7 @@ class _ResidualBlock(_Composite):
             kernel_regularizer=l2_regularizer(self.weight_decay),
             name="up",
         )
-        mixed = sum(int(s[-1]) for s in shapes)  # type: ignore[arg-type]
+        mixed = sum(_channels(s) for s in shapes)
         self.up.build((*input_shape[:-1], mixed))
         self.built = True
 
@@ -385,7 +392,7 @@ class _Concat(_Composite):
                 shape = layer.compute_output_shape(shape)
             shapes.append(shape)
         pooled = self._pool_shape(input_shape)
-        channels = sum(int(s[-1]) for s in shapes) + int(pooled[-1])  # type: ignore[arg-type]
+        channels = sum(_channels(s) for s in shapes) + _channels(pooled)
         return (*pooled[:-1], channels)
 
     def get_config(self) -> dict[str, Any]:

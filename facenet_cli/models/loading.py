@@ -337,3 +337,45 @@ def _load_saved_model(directory: Path) -> EmbeddingModel:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def load_pretrained(keras_model: Any, source: str | Path) -> str:
+    """Copy pretrained weights from ``source`` into an already built ``keras_model``.
+
+    For ``--pretrained-model``: ``source`` may be anything ``load_embedding_model`` accepts.
+    Checkpoints (ours or the original's TF1 ones) are restored straight into ``keras_model``, so
+    its own input size is kept; exports and ``.keras`` files are loaded and their weights copied.
+
+    Returns:
+        What was loaded, e.g. ``"checkpoint .../ckpt-1200 (ema_model)"``.
+
+    Raises:
+        InputError: nothing loadable, or the weights do not fit ``keras_model``.
+    """
+    path = Path(source).expanduser()
+    prefix: Path | None = None
+    if Path(f"{path}.index").exists():
+        prefix = path
+    elif path.is_dir() and not any(
+        (path / name).exists() for name in ("saved_model.pb", KERAS_FILE_NAME, SAVED_MODEL_DIR)
+    ):
+        prefix = newest_checkpoint(path)
+    if prefix is not None:
+        if is_tf1_checkpoint(prefix):
+            from facenet_cli.models.tf1_import import load_tf1_weights
+
+            try:
+                load_tf1_weights(keras_model, prefix)
+            except ValueError as exc:  # the model has no TF1 original
+                raise InputError(f"{prefix}: {_first_line(exc)}") from None
+            return f"TF1 checkpoint {prefix}"
+        return f"checkpoint {prefix} ({restore_checkpoint(keras_model, prefix)})"
+    loaded = load_embedding_model(path)
+    if loaded.keras_model is None:
+        raise InputError(f"{path}: a bare SavedModel holds no Keras weights to start from")
+    source_weights = loaded.keras_model.get_weights()
+    shapes = [tuple(w.shape) for w in source_weights]
+    if shapes != [tuple(int(d) for d in v.shape) for v in keras_model.weights]:
+        raise InputError(f"{path}: its {loaded.info.model_def} weights do not fit this model")
+    keras_model.set_weights(source_weights)
+    return f"{loaded.kind} {path}"

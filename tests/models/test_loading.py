@@ -85,3 +85,25 @@ def test_loader_errors_are_one_line_input_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="does not match the architecture") as info:
         load_embedding_model(tmp_path / "run")
     assert "\n" not in str(info.value)
+
+
+def test_load_pretrained_from_a_run_and_from_an_export(tmp_path: Path, pixels) -> None:
+    from facenet_cli.models.export import export_model
+    from facenet_cli.models.loading import load_pretrained
+
+    _, ema = write_run(tmp_path / "run", steps=(3,))
+    fresh = create_model(INFO.model_def, **INFO.build_kwargs())
+    assert "ema_model" in load_pretrained(fresh, tmp_path / "run")
+    expected = embedding_fn(ema, INFO)(pixels)
+    np.testing.assert_allclose(embedding_fn(fresh, INFO)(pixels), expected, atol=1e-6)
+
+    export_model(ema, INFO, tmp_path / "export", check=False)
+    other = create_model(INFO.model_def, **INFO.build_kwargs())
+    assert load_pretrained(other, tmp_path / "export").startswith("keras")
+    np.testing.assert_allclose(embedding_fn(other, INFO)(pixels), expected, atol=1e-6)
+
+    wrong = create_model("small", embedding_size=16, image_size=40)
+    with pytest.raises(InputError, match="do not fit"):
+        load_pretrained(wrong, tmp_path / "export")
+    with pytest.raises(InputError, match="does not match"):
+        load_pretrained(wrong, tmp_path / "run")

@@ -104,3 +104,13 @@ def test_non_facenet_checkpoint_is_refused(tmp_path: Path) -> None:
             saver.save(sess, str(tmp_path / "other.ckpt-1"), write_meta_graph=False)
     with pytest.raises(InputError, match="not an original FaceNet checkpoint"):
         load_embedding_model(tmp_path / "other.ckpt-1")
+
+
+def test_load_pretrained_takes_a_tf1_checkpoint_folder(v1_checkpoint, images) -> None:
+    from facenet_cli.models.loading import load_pretrained
+
+    prefix, expected, _ = v1_checkpoint
+    model = create_model("inception_resnet_v1", embedding_size=64, image_size=SIZE)
+    (prefix.parent / "model.json").unlink(missing_ok=True)
+    assert load_pretrained(model, prefix.parent).startswith("TF1 checkpoint")
+    np.testing.assert_allclose(np.asarray(model(images, training=False)), expected, atol=1e-5)
