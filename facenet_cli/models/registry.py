@@ -33,6 +33,7 @@ def register(name: str, target: str) -> None:
 
 
 def model_names() -> list[str]:
+    """The registered model names, sorted."""
     return sorted(_REGISTRY)
 
 
@@ -67,9 +68,7 @@ def resolve_model_def(spec: str) -> tuple[str, Callable[..., Any]]:
     return name, builder
 
 
-def create_model(
-    name: str, embedding_size: int = 128, image_size: int = 160, **kwargs: Any
-) -> Any:
+def create_model(name: str, embedding_size: int = 128, image_size: int = 160, **kwargs: Any) -> Any:
     """Build a registered model (the stable entry point for scripts and other tools).
 
     Args:
