@@ -154,7 +154,8 @@ class _Bytes:
 
     ``at("<u8", offsets)`` reads one 8-byte integer per offset in a single NumPy gather from a
     byte-strided view: no Python loop and no (n, width) index matrix. Offsets are clamped to
-    the data, so garbage positions read something harmless (the caller's checks reject them).
+    the data, so garbage positions read something harmless (the caller's checks reject them);
+    they must not be negative.
     """
 
     _PAD = 16
@@ -177,7 +178,7 @@ class _Bytes:
 
     def at(self, dtype: str, offsets: np.ndarray) -> np.ndarray:
         """The value of ``dtype`` at each offset."""
-        return self.view(dtype)[np.clip(offsets, 0, self.size)]
+        return self.view(dtype)[np.minimum(offsets, self.size)]
 
 
 @functools.cache
@@ -306,6 +307,7 @@ def _chain_records(b: _Bytes, start: int, end: int) -> tuple[np.ndarray, int]:
     cand = np.flatnonzero(high == 0) + start
     if not len(cand) or cand[0] != start:
         return empty, start
+    cand = cand[b.at("<u8", cand) <= np.uint64(end) - cand.astype(np.uint64) - np.uint64(16)]
     cand = cand[_length_crcs(b, cand) == _u32_at(b, cand + 8)]
     if not len(cand) or cand[0] != start:
         return empty, start
@@ -531,7 +533,9 @@ def _decode_scalar_events(
     ok &= q < ends
     payload = ends - q
     meta = len(_SCALARS_METADATA)
-    has_meta = (payload >= meta) & (b.at("<u8", ends - meta) == np.uint64(_META_HEAD))
+    has_meta = (payload >= meta) & (
+        b.at("<u8", np.maximum(ends - meta, 0)) == np.uint64(_META_HEAD)
+    )
     has_meta &= b.at("<u8", ends - 8) == np.uint64(_META_TAIL)
     core = payload - meta * has_meta
     head = b.at("<u8", q)

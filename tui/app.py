@@ -115,6 +115,7 @@ class BoardApp(App[int]):
         self.nvml = nvml if nvml is not None else Nvml()
         self.tensorboard_url = tensorboard_url
         self.summaries: dict[str, model.RunSummary] = {}
+        self._stats: dict[str, model.RunStats] = {}
         self.loaded = threading.Event()
         """Set once the first poll has been shown (tests and benchmarks wait on it)."""
         self.gpu_view = GpuView((), "")
@@ -183,17 +184,26 @@ class BoardApp(App[int]):
 
     def _tick(self) -> None:
         """Ages and statuses move with the clock even when no file changes."""
-        if self.reader.runs:
-            self._summarize(set(self.reader.runs))
+        if self.reader.runs and self._summarize(set(self.reader.runs)):
             self._refresh_view(data_changed=frozenset())
 
-    def _summarize(self, names: set[str] | frozenset[str]) -> None:
+    def _summarize(self, names: set[str] | frozenset[str]) -> bool:
+        """Refresh the summaries of ``names``; True when any of them changed."""
         now = self.clock()
+        changed = False
         with self.reader.lock:
             for name in names:
                 run = self.reader.runs.get(name)
-                if run is not None:
-                    self.summaries[name] = model.summarize(run, now)
+                if run is None:
+                    continue
+                stats = self._stats.get(name)
+                if stats is None or stats.version != run.version:
+                    stats = self._stats[name] = model.run_stats(run)
+                summary = model.summarize(run, now, stats)
+                if summary != self.summaries.get(name):
+                    self.summaries[name] = summary
+                    changed = True
+        return changed
 
     # ------------------------------------------------------------------------------ drawing
 

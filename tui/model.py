@@ -80,20 +80,22 @@ def typical_interval(run: ev.RunState) -> float | None:
     return float(np.median(gaps)) if gaps.size else None
 
 
-def run_status(run: ev.RunState, now: float) -> str:
+def run_status(run: ev.RunState, now: float, interval: float | None = None) -> str:
     """``finished`` / ``failed`` from train's marker files, else ``live`` or ``stalled``.
 
     A run is stalled when nothing was written for ``STALL_AFTER_S`` seconds, or for
     ``STALL_INTERVALS`` times its own typical interval between writes if that is longer (slow
-    models write rarely). A run with no event yet is ``waiting``.
+    models write rarely). A run with no event yet is ``waiting``. ``interval`` is the run's
+    :func:`typical_interval` when already known.
     """
     if run.marker is not None:
         return run.marker
     last = last_activity(run)
     if last is None or run.events == 0:
         return "waiting"
-    interval = typical_interval(run) or 0.0
-    limit = max(STALL_AFTER_S, STALL_INTERVALS * interval)
+    if interval is None:
+        interval = typical_interval(run)
+    limit = max(STALL_AFTER_S, STALL_INTERVALS * (interval or 0.0))
     return "stalled" if now - last > limit else "live"
 
 
@@ -151,47 +153,36 @@ def _tail(run: ev.RunState, tag: str, n: int) -> np.ndarray | None:
     return np.frombuffer(series.values, dtype=np.float64)[-n:].copy()
 
 
-def detect_alerts(run: ev.RunState, status: str, now: float) -> tuple[Alert, ...]:
-    """Alerts for one run: NaN loss, collapse, a stalled or failed writer, a new best accuracy.
-
-    Warnings concern runs active within ``ALERT_HORIZON_S`` only.
-    """
+def data_alerts(run: ev.RunState) -> tuple[Alert, ...]:
+    """Alerts that depend on the points alone: NaN loss, collapse, a new best accuracy."""
     alerts: list[Alert] = []
-    last = last_activity(run)
-    recent = last is not None and now - last <= ALERT_HORIZON_S
     loss = run.series.get(ev.LOSS)
-    if recent and loss is not None and loss.latest is not None:
+    if loss is not None and loss.latest is not None:
         values = np.frombuffer(loss.values, dtype=np.float64)[-100:]
         if not math.isfinite(loss.latest[2]) or not np.isfinite(values).all():
             alerts.append(Alert("nan_loss", WARNING, f"loss is NaN/inf near step {loss.latest[0]}"))
-    if recent:
-        active = _tail(run, ev.TRIPLETS_ACTIVE_FRACTION, COLLAPSE_WINDOW)
-        pos = _tail(run, ev.TRIPLETS_POS_DIST, COLLAPSE_WINDOW)
-        neg = _tail(run, ev.TRIPLETS_NEG_DIST, COLLAPSE_WINDOW)
-        recent_loss = _tail(run, ev.LOSS, COLLAPSE_WINDOW)
-        if active is not None and np.all(active < COLLAPSE_ACTIVE_FRACTION):
-            alerts.append(
-                Alert(
-                    "collapse",
-                    WARNING,
-                    f"active triplets near zero ({active[-1]:.3g}) for {COLLAPSE_WINDOW} steps",
-                )
+    active = _tail(run, ev.TRIPLETS_ACTIVE_FRACTION, COLLAPSE_WINDOW)
+    pos = _tail(run, ev.TRIPLETS_POS_DIST, COLLAPSE_WINDOW)
+    neg = _tail(run, ev.TRIPLETS_NEG_DIST, COLLAPSE_WINDOW)
+    if active is not None and np.all(active < COLLAPSE_ACTIVE_FRACTION):
+        alerts.append(
+            Alert(
+                "collapse",
+                WARNING,
+                f"active triplets near zero ({active[-1]:.3g}) for {COLLAPSE_WINDOW} steps",
             )
-        elif (
-            pos is not None
-            and neg is not None
-            and np.all(np.abs(pos) < COLLAPSE_DISTANCE)
-            and np.all(np.abs(neg) < COLLAPSE_DISTANCE)
-        ):
-            stuck = ""
-            if recent_loss is not None and np.isfinite(recent_loss).all():
-                stuck = f", loss stuck at {recent_loss[-1]:.3g} (the margin)"
-            alerts.append(Alert("collapse", WARNING, f"embedding distances near zero{stuck}"))
-        if status == "stalled" and last is not None:
-            alerts.append(Alert("stalled", WARNING, f"no new events for {format_age(now - last)}"))
-        if status == "failed":
-            reason = f": {run.marker_reason}" if run.marker_reason else ""
-            alerts.append(Alert("failed", WARNING, f"training failed{reason}"))
+        )
+    elif (
+        pos is not None
+        and neg is not None
+        and np.all(np.abs(pos) < COLLAPSE_DISTANCE)
+        and np.all(np.abs(neg) < COLLAPSE_DISTANCE)
+    ):
+        recent_loss = _tail(run, ev.LOSS, COLLAPSE_WINDOW)
+        stuck = ""
+        if recent_loss is not None and np.isfinite(recent_loss).all():
+            stuck = f", loss stuck at {recent_loss[-1]:.3g} (the margin)"
+        alerts.append(Alert("collapse", WARNING, f"embedding distances near zero{stuck}"))
     acc = run.series.get(ev.LFW_ACCURACY)
     best = best_accuracy(run)
     if acc is not None and best is not None and len(acc) >= 2 and acc.latest is not None:
@@ -200,31 +191,95 @@ def detect_alerts(run: ev.RunState, status: str, now: float) -> tuple[Alert, ...
     return tuple(alerts)
 
 
-def summarize(run: ev.RunState, now: float) -> RunSummary:
-    """Everything the board shows about ``run`` at time ``now`` (seconds since the epoch)."""
-    status = run_status(run, now)
+def detect_alerts(
+    run: ev.RunState, status: str, now: float, from_data: tuple[Alert, ...] | None = None
+) -> tuple[Alert, ...]:
+    """Alerts for one run: NaN loss, collapse, a stalled or failed writer, a new best accuracy.
+
+    Warnings concern runs active within ``ALERT_HORIZON_S`` only.
+
+    Args:
+        run: The run.
+        status: Its :func:`run_status`.
+        now: The clock.
+        from_data: :func:`data_alerts` of the run, when already computed.
+    """
     last = last_activity(run)
-    best = best_accuracy(run)
-    rate = steps_per_second(run)
-    total = total_steps(run)
-    last_step = run.last_step
+    recent = last is not None and now - last <= ALERT_HORIZON_S
+    alerts = [
+        a
+        for a in (data_alerts(run) if from_data is None else from_data)
+        if recent or a.severity != WARNING
+    ]
+    if recent and status == "stalled" and last is not None:
+        alerts.append(Alert("stalled", WARNING, f"no new events for {format_age(now - last)}"))
+    if recent and status == "failed":
+        reason = f": {run.marker_reason}" if run.marker_reason else ""
+        alerts.append(Alert("failed", WARNING, f"training failed{reason}"))
+    order = {"nan_loss": 0, "collapse": 1, "stalled": 2, "failed": 3, "new_best": 4}
+    return tuple(sorted(alerts, key=lambda a: order.get(a.kind, 9)))
+
+
+@dataclass(frozen=True)
+class RunStats:
+    """What depends on the points read only (recomputed when the run's version changes)."""
+
+    version: int
+    last_step: int | None
+    best: tuple[float, int] | None
+    rate: float | None
+    total: int | None
+    latest: dict[str, float]
+    thinned: dict[str, int]
+    alerts: tuple[Alert, ...]
+    interval: float | None
+
+
+def run_stats(run: ev.RunState) -> RunStats:
+    """The data-only part of a summary (the board caches it per run version)."""
+    return RunStats(
+        version=run.version,
+        last_step=run.last_step,
+        best=best_accuracy(run),
+        rate=steps_per_second(run),
+        total=total_steps(run),
+        latest=run.latest_values(),
+        thinned={t: s.thinned for t, s in run.series.items() if s.thinned > 1},
+        alerts=data_alerts(run),
+        interval=typical_interval(run),
+    )
+
+
+def summarize(run: ev.RunState, now: float, stats: RunStats | None = None) -> RunSummary:
+    """Everything the board shows about ``run`` at time ``now`` (seconds since the epoch).
+
+    Args:
+        run: The run.
+        now: The clock.
+        stats: Its :func:`run_stats` if still current (same ``run.version``).
+    """
+    if stats is None or stats.version != run.version:
+        stats = run_stats(run)
+    status = run_status(run, now, stats.interval)
+    last = last_activity(run)
+    best = stats.best
     eta = None
-    if rate and total and last_step is not None and status == "live":
-        eta = max(0.0, (total - last_step) / rate)
+    if stats.rate and stats.total and stats.last_step is not None and status == "live":
+        eta = max(0.0, (stats.total - stats.last_step) / stats.rate)
     return RunSummary(
         name=run.name,
         status=status,
-        last_step=last_step,
+        last_step=stats.last_step,
         age_s=None if last is None else max(0.0, now - last),
         best_accuracy=None if best is None else best[0],
         best_accuracy_step=None if best is None else best[1],
-        latest=run.latest_values(),
-        alerts=detect_alerts(run, status, now),
-        steps_per_s=rate,
-        total_steps=total,
+        latest=stats.latest,
+        alerts=detect_alerts(run, status, now, stats.alerts),
+        steps_per_s=stats.rate,
+        total_steps=stats.total,
         eta_s=eta,
         corrupt_records=run.corrupt_records,
-        thinned={t: s.thinned for t, s in run.series.items() if s.thinned > 1},
+        thinned=stats.thinned,
         reason=run.marker_reason,
     )
 

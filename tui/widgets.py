@@ -40,13 +40,15 @@ class Line:
 class RunTable(DataTable[Text | str]):
     """The run list: name, status, last step, time since the last event, best LFW accuracy."""
 
+    # Fixed widths (the run name takes what it needs): a changing age or step then repaints one
+    # cell instead of re-laying out the screen, which would redraw the charts every second.
     COLUMNS = (
-        ("mark", " "),
-        ("run", "run"),
-        ("status", "status"),
-        ("step", "step"),
-        ("age", "age"),
-        ("best", "best LFW"),
+        ("mark", " ", 1),
+        ("run", "run", None),
+        ("status", "status", 8),
+        ("step", "step", 8),
+        ("age", "age", 5),
+        ("best", "best LFW", 8),
     )
 
     def __init__(self, **kwargs: object) -> None:
@@ -54,8 +56,9 @@ class RunTable(DataTable[Text | str]):
 
     def on_mount(self) -> None:
         """Create the columns."""
-        for key, label in self.COLUMNS:
-            self.add_column(label, key=key)
+        for key, label, width in self.COLUMNS:
+            justify = "right" if key in ("step", "age", "best") else "left"
+            self.add_column(Text(label, justify=justify), key=key, width=width)
 
     def show(self, summaries: list[model.RunSummary], compare: str | None) -> None:
         """Add new runs and update the cells that changed."""
@@ -69,21 +72,31 @@ class RunTable(DataTable[Text | str]):
                 "best": Text(model.format_value(s.best_accuracy), justify="right"),
             }
             if s.name not in self.rows:
-                self.add_row(*(cells[k] for k, _ in self.COLUMNS), key=s.name)
+                self.add_row(*(cells[k] for k, _, _ in self.COLUMNS), key=s.name)
                 continue
             for key, value in cells.items():
                 if self.get_cell(s.name, key) != value:
-                    self.update_cell(s.name, key, value, update_width=True)
+                    self.update_cell(s.name, key, value, update_width=key == "run")
 
 
-class RunHeader(Static):
+class _Line(Static):
+    """A Static that repaints only when its text really changes (the board idles a lot)."""
+
+    def set_text(self, text: Text) -> None:
+        """Show ``text`` unless it is already shown."""
+        if text != getattr(self, "_shown", None):
+            self._shown = text
+            self.update(text)
+
+
+class RunHeader(_Line):
     """Latest values of the selected run and its ETA."""
 
     def show(self, s: model.RunSummary | None, waiting_for: str, tensorboard_url: str) -> None:
         """Render the two header lines."""
         tb = f"  TensorBoard {tensorboard_url}" if tensorboard_url else ""
         if s is None:
-            self.update(Text(f"waiting for event files in {waiting_for}{tb}", style="dim"))
+            self.set_text(Text(f"waiting for event files in {waiting_for}{tb}", style="dim"))
             return
         f = model.format_value
         line1 = Text()
@@ -108,10 +121,10 @@ class RunHeader(Static):
         )
         if s.corrupt_records:
             line2.append(f"  {s.corrupt_records} corrupt skipped", style="yellow")
-        self.update(Text("\n").join([line1, line2]))
+        self.set_text(Text("\n").join([line1, line2]))
 
 
-class AlertBar(Static):
+class AlertBar(_Line):
     """One line of alerts for the selected run and a count over the others."""
 
     def show(self, selected: model.RunSummary | None, others_with_warnings: int) -> None:
@@ -125,10 +138,10 @@ class AlertBar(Static):
         if others_with_warnings:
             parts.append(Text(f"{others_with_warnings} other run(s) with alerts", style="yellow"))
         self.set_class(bool(parts), "-active")
-        self.update(Text("  ").join(parts))
+        self.set_text(Text("  ").join(parts))
 
 
-class PanelBar(Static):
+class PanelBar(_Line):
     """The panel names with the current one highlighted; keys 1-6 or left/right switch."""
 
     def show(
@@ -143,7 +156,7 @@ class PanelBar(Static):
         text.append(" smooth" if smoothing else " raw", style="dim")
         if compare:
             text.append(f"  vs {compare}", style="magenta")
-        self.update(text)
+        self.set_text(text)
 
 
 class MetricChart(PlotextPlot):
