@@ -166,9 +166,14 @@ def align(
     factor: Annotated[
         float, typer.Option(min=0.1, max=0.99, help="Image pyramid scale factor.")
     ] = _ALIGN.factor,
-    workers: Annotated[int, typer.Option(min=0, help="Worker processes (0 = all cores).")] = (
-        _ALIGN.workers
-    ),
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Worker processes (0 = auto: one per 4 cores, one for small jobs; each uses "
+            "its share of the cores for TensorFlow).",
+        ),
+    ] = _ALIGN.workers,
     shard: Annotated[
         str,
         typer.Option(

@@ -43,7 +43,7 @@ class AlignConfig:
     min_face_size: int = 20
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
     factor: float = 0.709
-    workers: int = 0  # 0 = all cores
+    workers: int = 0  # 0 = auto (one process per 4 cores, one for small jobs)
     shard: str = "0/1"
     gpu_memory_fraction: float = 1.0
     mode: str = "crop"  # crop | similarity
