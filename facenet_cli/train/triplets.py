@@ -31,8 +31,6 @@ _MAX_REJECTION_ROUNDS = 64
 _MIN_ROUND_YIELD = 0.02
 # Below this many pending pairs the exact fallback is cheaper than another round's overhead.
 _MIN_PENDING_FOR_ROUND = 64
-# Pairs handled per block by the exact fallback, to bound its (pairs x images) temporaries.
-_FALLBACK_BLOCK = 1024
 
 
 def sample_people(
@@ -221,56 +219,70 @@ def _draw_in_interval(
 
     ``lower=None`` means no lower bound; -1 marks pairs whose set is empty. Rejection sampling
     resolves, in a few vectorised rounds, the pairs whose admissible set is a good share of the
-    negatives (most pairs early in training); the rest get an exact masked draw over their
-    anchor's row. Both stages draw uniformly over the admissible set, so the mixture is exactly
-    uniform.
+    negatives (most pairs early in training); the rest get an exact draw from their anchor's
+    sorted candidates. Both stages draw uniformly over the admissible set, so the mixture is
+    exactly uniform.
     """
     nrof_pairs = anchors.size
     nrof_images = dist.shape[1]
     result = np.full(nrof_pairs, -1, dtype=np.int64)
+    # Empty sets are known without sampling: nothing lies below the nearest negative.
+    nearest = dist.min(axis=1)
+    pending = np.flatnonzero(upper > nearest[anchors])
     nrof_negatives = nrof_images - own_count
-    pending = np.arange(nrof_pairs)
-    for round_number in range(_MAX_REJECTION_ROUNDS):
-        if pending.size == 0:
-            return result
-        if round_number == 1:
-            # Drop the pairs with an empty set (nothing lies below the nearest negative); only
-            # the rows of anchors still pending are scanned.
-            pending_anchors = np.unique(anchors[pending])
-            if pending_anchors.size * 4 > dist.shape[0]:
-                nearest = dist.min(axis=1)  # one pass beats copying most rows
-            else:
-                nearest = np.full(dist.shape[0], np.inf, dtype=dist.dtype)
-                nearest[pending_anchors] = dist[pending_anchors].min(axis=1)
-            pending = pending[upper[pending] > nearest[anchors[pending]]]
-            continue
-        a = anchors[pending]
+    for _ in range(_MAX_REJECTION_ROUNDS):
+        if pending.size < _MIN_PENDING_FOR_ROUND:
+            break
         # Uniform index among the anchor's negatives, skipping its own class block.
         j = (rng.random(pending.size) * nrof_negatives[pending]).astype(np.int64)
         j += np.where(j >= own_start[pending], own_count[pending], 0)
-        value = dist[a, j]
+        value = dist[anchors[pending], j]
         hit = value < upper[pending]
         if lower is not None:
             hit &= value > lower[pending]
         result[pending[hit]] = j[hit]
         resolved = np.count_nonzero(hit)
         pending = pending[~hit]
-        if round_number > 1 and (
-            resolved < _MIN_ROUND_YIELD * (pending.size + resolved)
-            or pending.size < _MIN_PENDING_FOR_ROUND
-        ):
+        if resolved < _MIN_ROUND_YIELD * (pending.size + resolved):
             break
-    # Exact fallback: the admissible columns of each pending pair, in blocks of pairs.
-    for begin in range(0, pending.size, _FALLBACK_BLOCK):
-        block = pending[begin : begin + _FALLBACK_BLOCK]
-        rows = dist[anchors[block]]
-        mask = rows < upper[block, None]
-        if lower is not None:
-            mask &= rows > lower[block, None]
-        sizes = np.count_nonzero(mask, axis=1)
-        column = np.flatnonzero(mask) % nrof_images
-        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-        ok = sizes > 0
-        pick = (rng.random(block.size) * sizes).astype(np.int64)
-        result[block[ok]] = column[(offsets + pick)[ok]]
+    if pending.size:
+        result[pending] = _exact_draw(dist, anchors[pending], lower if lower is None else
+                                      lower[pending], upper[pending], rng)  # fmt: skip
     return result
+
+
+def _exact_draw(
+    dist: np.ndarray,
+    anchors: np.ndarray,
+    lower: np.ndarray | None,
+    upper: np.ndarray,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Exact uniform draws: each anchor's candidates below its largest threshold, sorted once.
+
+    The candidates of all anchors are sorted together on the key ``row * width + distance``,
+    which is exact in float64 (a float32 distance plus a multiple of a power of two), so one
+    ``searchsorted`` gives every pair's admissible rank range.
+    """
+    rows, row_of_pair = np.unique(anchors, return_inverse=True)
+    row_of_pair = row_of_pair.ravel()
+    limit = np.full(rows.size, -np.inf, dtype=np.float64)
+    np.maximum.at(limit, row_of_pair, upper.astype(np.float64))
+    block = dist[rows]
+    mask = block < limit[:, None].astype(dist.dtype)
+    cand_row, cand_col = np.nonzero(mask)
+    values = np.maximum(block[cand_row, cand_col].astype(np.float64), 0.0)
+    width = 2.0 ** np.ceil(np.log2(max(float(limit.max(initial=0.0)), 0.0) + 2.0))
+    keys = cand_row * width + values
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    cand_col = cand_col[order]
+    base = row_of_pair * width
+    hi = np.searchsorted(keys, base + np.maximum(upper.astype(np.float64), 0.0), side="left")
+    if lower is None:
+        lo = np.searchsorted(keys, base, side="left")
+    else:
+        lo = np.searchsorted(keys, base + np.maximum(lower.astype(np.float64), 0.0), side="right")
+    size = hi - lo
+    pick = lo + (rng.random(anchors.size) * size).astype(np.int64)
+    return np.where(size > 0, cand_col[np.minimum(pick, max(keys.size - 1, 0))], -1)

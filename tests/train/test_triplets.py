@@ -92,8 +92,14 @@ def test_modes_differ_and_semi_hard_excludes_hard_negatives():
     assert any(d(a, n) < d(a, p) for a, p, n in rand), "random admits hard negatives"
 
 
-def test_random_draw_is_uniform_over_admissible_set():
-    # Small admissible sets force the exact fallback; large ones use rejection sampling.
+@pytest.mark.parametrize("path", ["rejection", "exact"])
+def test_random_draw_is_uniform_over_admissible_set(path, monkeypatch):
+    # Both stages of the draw must be uniform: force rejection rounds (then the exact draw for
+    # what they leave) or the exact draw alone.
+    from facenet_cli.train import triplets
+
+    monkeypatch.setattr(triplets, "_MIN_PENDING_FOR_ROUND", 0 if path == "rejection" else 10**9)
+    monkeypatch.setattr(triplets, "_MIN_ROUND_YIELD", 0.0)
     counts = [4] * 10
     emb = clustered(counts, spread=0.8, seed=5)
     ref = reference_sets(emb, counts, 10, 0.2, "random")
