@@ -38,6 +38,9 @@ DEMO_NROF_IDENTITIES = 100
 DEMO_TRAIN_IDENTITIES = 70
 DEMO_NROF_FOLDS = 10
 DEMO_PAIRS_PER_FOLD = 30
+# Sizes chosen so that MTCNN has work but aligning all 1000 photos stays cheap on a CPU. With
+# seed 0 the mtcnn package finds a face in 984 of the 1000 photos and the batched aligner in 988
+# (the misses are mostly face_004, a dark crop behind glasses).
 BACKGROUND_SIZE = (200, 260)  # photo sides, pixels
 FACE_SIZE = (80, 140)  # side of the pasted face, pixels
 MAX_ROTATION = 10.0  # degrees
