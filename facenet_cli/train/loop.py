@@ -184,6 +184,7 @@ class TrainingGraph:
     """The model, its moving average, the optimizer and the compiled steps."""
 
     def __init__(self, config: TrainConfig, info: Any) -> None:
+        import keras
         import tensorflow as tf
 
         from facenet_cli.models.registry import create_model
@@ -192,13 +193,24 @@ class TrainingGraph:
 
         assert config.model_def is not None
         kwargs = dict(keep_probability=config.keep_probability, weight_decay=config.weight_decay)
-        self.model = create_model(config.model_def, config.embedding_size, config.image_size,
-                                  **kwargs)  # fmt: skip
-        self.ema_model = create_model(config.model_def, config.embedding_size, config.image_size,
-                                      **kwargs)  # fmt: skip
+        mixed = config.mixed_precision
+        previous_policy = keras.mixed_precision.global_policy()
+        if mixed:
+            # float16 compute, float32 variables; only for the layers built here.
+            keras.mixed_precision.set_global_policy("mixed_float16")
+        try:
+            self.model = create_model(config.model_def, config.embedding_size,
+                                      config.image_size, **kwargs)  # fmt: skip
+            self.ema_model = create_model(config.model_def, config.embedding_size,
+                                          config.image_size, **kwargs)  # fmt: skip
+        finally:
+            keras.mixed_precision.set_global_policy(previous_policy)
         self.ema_model.set_weights(self.model.get_weights())
         self.optimizer = create_optimizer(config.optimizer, max(config.learning_rate, 0.0))
+        if mixed:
+            self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
         self.optimizer.build(self.model.trainable_variables)
+        self.mixed_precision = mixed
         self.info = info
         model, ema_model, optimizer = self.model, self.ema_model, self.optimizer
         alpha = float(config.alpha)
@@ -213,18 +225,24 @@ class TrainingGraph:
         # autograph=False: no data-dependent Python control flow here to convert.
         @tf.function(input_signature=[spec], reduce_retracing=True, autograph=False)
         def embed(images: tf.Tensor) -> tf.Tensor:
-            prelogits = model(images, training=selection_training)
+            prelogits = tf.cast(model(images, training=selection_training), tf.float32)
             return tf.math.l2_normalize(prelogits, axis=1, epsilon=1e-10)
 
         @tf.function(input_signature=[spec, tf.TensorSpec((), tf.int64)], autograph=False)
         def train_step(images: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
             with tf.GradientTape() as tape:
-                prelogits = model(images, training=True)
+                prelogits = tf.cast(model(images, training=True), tf.float32)
                 embeddings = tf.math.l2_normalize(prelogits, axis=1, epsilon=1e-10)
                 anchor, positive, negative = split_triplets(embeddings)
                 loss = triplet_loss(anchor, positive, negative, alpha)
-                total = loss + tf.add_n(model.losses) if model.losses else loss
-            grads = tape.gradient(total, trainable)
+                if model.losses:
+                    regularisation = tf.add_n([tf.cast(x, tf.float32) for x in model.losses])
+                    total = loss + regularisation
+                else:
+                    total = loss
+                scaled = optimizer.scale_loss(total) if mixed else total
+            # The loss-scale optimizer unscales the gradients and skips non-finite ones.
+            grads = tape.gradient(scaled, trainable)
             optimizer.apply_gradients(zip(grads, trainable, strict=True))
             # The original's ExponentialMovingAverage with num_updates = global step.
             step_f = tf.cast(step, tf.float32)
@@ -234,7 +252,10 @@ class TrainingGraph:
             for average, value in zip(ema_others, others, strict=True):
                 average.assign(value)
             stats = triplet_stats(anchor, positive, negative, alpha)
-            return {"loss": total, "triplet_loss": loss, **stats}
+            out = {"loss": total, "triplet_loss": loss, **stats}
+            if mixed:
+                out["loss_scale"] = tf.cast(optimizer.scale_loss(1.0), tf.float32)
+            return out
 
         self.embed = embed
         self.train_step = train_step
@@ -503,6 +524,7 @@ class Trainer:
 
     def end_epoch(self) -> None:
         self.state.set_epoch(self.epoch + 1)
+        self.summaries.scalars({events.EPOCH: self.epoch}, self.step)
         self.evaluate()
         self.save()
 
@@ -603,6 +625,7 @@ class Trainer:
                 events.TIME_STEP: duration,
                 events.TIME_DATA_WAIT: data_wait,
                 events.IMAGES_PER_SEC: speed,
+                **({events.LOSS_SCALE: values["loss_scale"]} if "loss_scale" in values else {}),
             },
             step,
         )
@@ -650,7 +673,18 @@ class Trainer:
         from facenet_cli.models.export import export_model
 
         out = self.model_dir / "export"
-        return Path(export_model(self.graph.ema_model, self.info, out))
+        model = self.graph.ema_model
+        if self.graph.mixed_precision:
+            # Exported models compute in float32 (the moving averages are float32 already).
+            from facenet_cli.models.registry import create_model
+
+            config = self.config
+            assert config.model_def is not None
+            model = create_model(config.model_def, config.embedding_size, config.image_size,
+                                 keep_probability=config.keep_probability,
+                                 weight_decay=config.weight_decay)  # fmt: skip
+            model.set_weights(self.graph.ema_model.get_weights())
+        return Path(export_model(model, self.info, out))
 
 
 def report_metrics(report: Any) -> dict[str, float]:
