@@ -654,12 +654,12 @@ class EventParser:
             if session_start is not None:
                 starts_log.append((i, session_start))
             for tag, step, value in points:
-                tid = name_ids.get(tag)
-                if tid is None:
-                    tid = name_ids[tag] = len(tag_names)
+                known = name_ids.get(tag)
+                if known is None:
+                    known = name_ids[tag] = len(tag_names)
                     tag_names.append(tag)
                 slow_idx.append(i)
-                slow_tags.append(tid)
+                slow_tags.append(known)
                 slow_steps.append(step)
                 slow_walls.append(wall)
                 slow_values.append(value)
@@ -685,14 +685,15 @@ class EventParser:
         wal = np.concatenate([walls[fast], np.array(slow_walls, dtype=np.float64)])[order]
         val = np.concatenate([values[fast], np.array(slow_values, dtype=np.float64)])[order]
         lo = 0
-        for index, step in [*starts_log, (n, None)]:
+        segments: list[tuple[int, int | None]] = [*starts_log, (n, None)]
+        for index, restart in segments:
             hi = int(np.searchsorted(rec, index, side="left"))
             self._apply(run, tag_names, tid[lo:hi], stp[lo:hi], wal[lo:hi], val[lo:hi])
             lo = hi
-            if step is not None:
+            if restart is not None:
                 # A restart from a checkpoint: what was logged at or after this step is orphaned.
                 for series in run.series.values():
-                    series.truncate(step)
+                    series.truncate(restart)
         return bad
 
     def _apply(

@@ -57,8 +57,8 @@ class RunTable(DataTable[Text | str]):
     def on_mount(self) -> None:
         """Create the columns."""
         for key, label, width in self.COLUMNS:
-            justify = "right" if key in ("step", "age", "best") else "left"
-            self.add_column(Text(label, justify=justify), key=key, width=width)
+            right = key in ("step", "age", "best")
+            self.add_column(Text(label, justify="right" if right else "left"), key=key, width=width)
 
     def show(self, summaries: list[model.RunSummary], compare: str | None) -> None:
         """Add new runs and update the cells that changed."""
