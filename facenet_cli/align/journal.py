@@ -28,22 +28,29 @@ class Record:
         rel: the input's path relative to the input root (``class/file.jpg``, POSIX separators).
         faces: ``(output name, x1, y1, x2, y2)`` per written crop.
         reason: why no crop was written (``None`` when ``faces`` is not empty).
+        sig: the input's size and modification time when it was done.
     """
 
     rel: str
     faces: tuple[tuple[str, int, int, int, int], ...] = ()
     reason: str | None = None
+    sig: str = ""
 
     def to_json(self) -> str:
         return json.dumps(
-            {"in": self.rel, "out": [list(f) for f in self.faces], "err": self.reason},
+            {
+                "in": self.rel,
+                "out": [list(f) for f in self.faces],
+                "err": self.reason,
+                "sig": self.sig,
+            },
             separators=(",", ":"),
         )
 
     @staticmethod
     def from_json(obj: dict[str, Any]) -> Record:
         faces = tuple((str(f[0]), int(f[1]), int(f[2]), int(f[3]), int(f[4])) for f in obj["out"])
-        return Record(str(obj["in"]), faces, obj["err"])
+        return Record(str(obj["in"]), faces, obj["err"], str(obj.get("sig", "")))
 
 
 class Journal:

@@ -49,6 +49,7 @@ class AlignInput:
     path: Path
     out_dir: Path
     stem: str
+    sig: str = ""  # size and mtime: an input changed since its record is done again
 
 
 @dataclass(frozen=True)
@@ -121,10 +122,19 @@ def list_inputs(input_dir: Path, output_dir: Path) -> list[AlignInput]:
                 # a.jpg and a.png in one folder: the second gets a distinct output name
                 stem = f"{stem}_{Path(name).suffix.lower().lstrip('.')}"
             seen.add(Path(name).stem)
-            out.append(AlignInput(f"{cls}/{name}", input_dir / cls / name, output_dir / cls, stem))
+            path = input_dir / cls / name
+            out.append(AlignInput(f"{cls}/{name}", path, output_dir / cls, stem, _signature(path)))
     if not out:
         raise InputError(f"{input_dir}: no images found in {len(classes)} class folders")
     return out
+
+
+def _signature(path: Path) -> str:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "unreadable"
+    return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def settings_of(config: AlignConfig) -> dict[str, Any]:
@@ -222,12 +232,13 @@ class ChunkAligner:
                 continue
             im = images[k]
             if isinstance(im, str):
-                records.append(Record(inp.rel, reason=im))
+                records.append(Record(inp.rel, reason=im, sig=inp.sig))
             elif k not in by_index:
                 h, w = im.shape[:2]
                 records.append(
                     Record(
                         inp.rel,
+                        sig=inp.sig,
                         reason=f"image too small ({w}x{h} px, below the minimum face size "
                         f"{cfg.min_face_size} px)",
                     )
@@ -241,7 +252,7 @@ class ChunkAligner:
 
         cfg = self.config
         if len(det) == 0:
-            return Record(inp.rel, reason="no face found")
+            return Record(inp.rel, reason="no face found", sig=inp.sig)
         h, w = image.shape[:2]
         if cfg.detect_multiple_faces:
             chosen = list(range(len(det)))
@@ -266,8 +277,8 @@ class ChunkAligner:
             )
             faces.append((name, int(bb[0]), int(bb[1]), int(bb[2]), int(bb[3])))
         if not faces:
-            return Record(inp.rel, reason="face too small (the crop is under 2 px)")
-        return Record(inp.rel, tuple(faces))
+            return Record(inp.rel, reason="face too small (the crop is under 2 px)", sig=inp.sig)
+        return Record(inp.rel, tuple(faces), sig=inp.sig)
 
 
 def _write_crop(
@@ -397,6 +408,16 @@ def _clean_tmp(inputs: Sequence[AlignInput], tmp_tag: str) -> None:
                     pass
 
 
+def _remove_stale_crops(inputs: Sequence[AlignInput], journal: Journal, done: set[str]) -> None:
+    """Delete the crops of inputs that changed since they were aligned (they are redone)."""
+    for inp in inputs:
+        rec = journal.records.get(inp.rel)
+        if rec is None or inp.rel in done:
+            continue
+        for name, *_box in rec.faces:
+            (inp.out_dir / name).unlink(missing_ok=True)
+
+
 def _compact(
     journal: Journal,
     inputs: Sequence[AlignInput],
@@ -440,7 +461,10 @@ def run_align(config: AlignConfig, *, quiet: bool = False) -> AlignSummary:
         from facenet_cli.data.demo_faces import DEMO_IMAGE_SIZE, DEMO_MARGIN, build_demo_photos
 
         paths = build_demo_photos()
-        base = {k: v for k, v in asdict(config).items() if k not in ("input_dir", "output_dir")}
+        # The demo folders feed `train` and `validate`: only options that do not change the
+        # output carry over; sizes are the demo's own.
+        keep = ("workers", "batch_size", "random_order", "gpu_memory_fraction")
+        base = {k: v for k, v in asdict(config).items() if k in keep}
         base.update(image_size=DEMO_IMAGE_SIZE, margin=DEMO_MARGIN)
         parts = [
             align_dataset(AlignConfig(**{**base, "input_dir": src, "output_dir": dst}), quiet=quiet)
@@ -497,7 +521,12 @@ def align_dataset(
     failures_file = output_dir / f"{FAILURES_FILE}{suffix}.txt"
     journal = Journal(output_dir / f"{JOURNAL_FILE}{suffix}.jsonl", settings_of(config))
     with journal.open(wait=wait):
-        done_before = {i.rel for i in inputs if i.rel in journal.records}
+        done_before = {
+            i.rel
+            for i in inputs
+            if i.rel in journal.records and journal.records[i.rel].sig == i.sig
+        }
+        _remove_stale_crops(inputs, journal, done_before)
         bs = max(config.batch_size, 1)
         tasks = []
         for c in range(0, len(inputs), bs):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -180,3 +181,18 @@ def test_other_settings_in_the_same_output_folder_are_refused(tmp_path: Path) ->
     align_dataset(cfg, quiet=True)
     with pytest.raises(InputError, match="image_size: 32 -> 40"):
         align_dataset(AlignConfig(**{**cfg.__dict__, "image_size": 40}), quiet=True)
+
+
+def test_a_changed_input_is_aligned_again(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    write_dataset(src, n_per_class=2, classes=("a",))
+    cfg = AlignConfig(input_dir=src, output_dir=tmp_path / "out", image_size=32, workers=1)
+    assert align_dataset(cfg, quiet=True).faces == 2
+    # Replace one photo with a faceless one: its record and its old crop must go.
+    changed = src / "a" / "a_0002.jpg"
+    Image.fromarray(np.full((120, 150, 3), 70, np.uint8)).save(changed)
+    os.utime(changed, ns=(1, 1))
+    again = align_dataset(cfg, quiet=True)
+    assert (again.skipped, again.processed, again.faces) == (1, 1, 1)
+    assert not (tmp_path / "out" / "a" / "a_0002.png").exists()
+    assert "a_0002.jpg\tno face found" in (tmp_path / "out" / "failures.txt").read_text()
