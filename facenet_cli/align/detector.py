@@ -254,20 +254,46 @@ class MtcnnDetector:
 
 
 def configure_tensorflow(threads: int, gpu_memory_fraction: float = 1.0) -> None:
-    """Thread pools for a worker process, and GPU memory growth when a fraction is asked for.
+    """Thread pools for this process, and the GPU memory bound of ``--gpu-memory-fraction``.
 
-    Must run before TensorFlow executes anything in this process.
+    With a fraction below 1, each visible GPU gets a logical device limited to that share of its
+    memory (total read through NVML when ``nvidia-ml-py`` is installed); without NVML, memory
+    growth is switched on instead so the process takes only what it uses. Must run before
+    TensorFlow executes anything in this process.
     """
     tf = import_tensorflow()
-
     try:
         tf.config.threading.set_intra_op_parallelism_threads(max(threads, 1))
         tf.config.threading.set_inter_op_parallelism_threads(1)
         if gpu_memory_fraction < 1.0:
-            for gpu in tf.config.list_physical_devices("GPU"):
-                tf.config.experimental.set_memory_growth(gpu, True)
+            for index, gpu in enumerate(tf.config.list_physical_devices("GPU")):
+                total = _gpu_total_bytes(index)
+                if total:
+                    limit_mb = max(int(total * gpu_memory_fraction / 2**20), 256)
+                    tf.config.set_logical_device_configuration(
+                        gpu, [tf.config.LogicalDeviceConfiguration(memory_limit=limit_mb)]
+                    )
+                else:
+                    tf.config.experimental.set_memory_growth(gpu, True)
     except RuntimeError:
         pass  # already initialised in this process: keep what is there
+
+
+def _gpu_total_bytes(index: int) -> int | None:
+    try:
+        import pynvml  # nvidia-ml-py, the optional `gpu` extra
+    except ImportError:
+        return None
+    try:
+        pynvml.nvmlInit()
+        try:
+            return int(
+                pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(index)).total
+            )
+        finally:
+            pynvml.nvmlShutdown()
+    except pynvml.NVMLError:
+        return None
 
 
 _CACHE: dict[tuple[int, tuple[float, ...], float], MtcnnDetector] = {}
