@@ -8,6 +8,7 @@ command-line options with the model's ``model.json`` and prints the results.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -116,6 +117,20 @@ def _embed_batch(embed: EmbedFn, batch: np.ndarray, flipped: bool) -> np.ndarray
     return np.concatenate([both[:n], both[n:]], axis=1)
 
 
+@functools.lru_cache(maxsize=4)
+def _dataset(paths: tuple[str, ...], image_size: int, batch_size: int) -> Any:
+    """The image pipeline for these paths, kept between calls.
+
+    Building a ``tf.data`` pipeline traces its map function (a few hundred milliseconds);
+    the training loop validates on the same pairs after every epoch, so it is built once.
+    """
+    from facenet_cli.data.pipeline import image_dataset
+
+    return image_dataset(
+        list(paths), image_size=image_size, batch_size=batch_size, standardization="none"
+    )
+
+
 def embed_paths(
     embed: EmbedFn,
     paths: Sequence[Path],
@@ -142,11 +157,9 @@ def embed_paths(
         InputError: an unreadable image, or a model that returns the wrong shape or non-finite
             values.
     """
-    from facenet_cli.data.pipeline import image_dataset, image_errors
+    from facenet_cli.data.pipeline import image_errors
 
-    dataset = image_dataset(
-        paths, image_size=image_size, batch_size=batch_size, standardization="none"
-    )
+    dataset = _dataset(tuple(str(p) for p in paths), image_size, batch_size)
     parts: list[np.ndarray] = []
     with image_errors(paths):
         for batch in dataset:

@@ -299,3 +299,41 @@ def test_make_pairs_from_validate(tmp_path, image_tree):
     # The file it wrote is one the protocol can run on.
     report = evaluate_on_pairs(block_embed, root, out, image_size=SIZE, nrof_folds=2)
     assert report.nrof_pairs_used == 16 and not report.warnings
+
+
+def test_cli_run_directory_uses_moving_average_weights(lfw_tree, tmp_path):
+    import tensorflow as tf
+
+    from facenet_cli.models.loading import embedding_fn
+    from facenet_cli.models.registry import create_model
+    from facenet_cli.models.sidecar import ModelInfo, write_model_info
+
+    root, _ = lfw_tree
+    pairs = tmp_path / "pairs.txt"
+    # Two folds of 50 matched + 50 mismatched pairs from the real file's first fold.
+    lines = LFW_PAIRS.read_text().splitlines(keepends=True)[1:]
+    pairs.write_text("".join(lines[0:50] + lines[300:350] + lines[50:100] + lines[350:400]))
+    info = ModelInfo("small", 8, SIZE, "per_image")
+    # Two independently initialised copies: the checkpoint's model and its moving average
+    # (default width: the loader rebuilds the architecture from model.json alone).
+    model = create_model("small", embedding_size=8, image_size=SIZE)
+    ema = create_model("small", embedding_size=8, image_size=SIZE)
+    run = tmp_path / "run"
+    write_model_info(run, info)
+    ckpt = tf.train.Checkpoint(model=model, ema_model=ema, step=tf.Variable(7, dtype=tf.int64))
+    tf.train.CheckpointManager(ckpt, str(run), max_to_keep=2, checkpoint_name="ckpt").save(
+        checkpoint_number=7
+    )
+    result = runner.invoke(
+        app, ["validate", str(root), str(run), "--lfw-pairs", str(pairs), "--json",
+              "--lfw-nrof-folds", "2"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.stdout)
+    kw = {"image_size": SIZE, "nrof_folds": 2}
+    want = evaluate_on_pairs(embedding_fn(ema, info), root, pairs, **kw).result
+    assert got["folds"]["accuracy"] == pytest.approx(want.accuracy.tolist(), abs=1e-12)
+    assert got["auc"] == pytest.approx(want.auc, abs=1e-9)
+    # The two weight sets really embed differently, so the match above is not a coincidence.
+    x = np.random.default_rng(0).uniform(0, 255, (4, SIZE, SIZE, 3)).astype(np.float32)
+    assert not np.allclose(embedding_fn(ema, info)(x), embedding_fn(model, info)(x), atol=1e-3)

@@ -1,0 +1,104 @@
+"""Embedding throughput of ``evaluate_on_pairs`` versus the model's raw forward pass.
+
+Ours: the whole validation path on PNG files - read the pairs file, decode and centre-crop the
+images with ``tf.data``, embed them through ``embedding_fn`` (standardise, forward, normalise),
+run the protocol. Baseline: the same Keras model's compiled forward pass over the same number of
+images already in memory as float tensors, batch for batch. The ratio is the share of the raw
+forward speed that the streaming keeps (target >= 85%).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.harness import Comparison, compare
+
+IMAGE_SIZE = 160  # the demo / LFW alignment size
+BATCH = 100
+
+
+def _write_images(root: Path, identities: int, per_identity: int) -> Path:
+    """Photo-like PNGs (smooth structure plus sensor noise; random noise would not compress and
+    would make decoding several times dearer than for real aligned faces) and a pairs file."""
+    from PIL import Image
+
+    from facenet_cli.data.pairs import make_pairs, write_pairs
+
+    rng = np.random.default_rng(0)
+    for i in range(identities):
+        name = f"person_{i:03d}"
+        (root / name).mkdir(parents=True)
+        coarse = Image.fromarray(rng.integers(0, 256, (10, 10, 3)).astype(np.uint8))
+        base = np.asarray(coarse.resize((IMAGE_SIZE, IMAGE_SIZE), Image.BICUBIC), np.float64)
+        for k in range(1, per_identity + 1):
+            img = np.clip(base + rng.normal(0, 6, base.shape), 0, 255).astype(np.uint8)
+            Image.fromarray(img).save(root / name / f"{name}_{k:04d}.png")
+    pairs = root.parent / "pairs.txt"
+    folds, per_fold = 2, identities * per_identity // 8
+    write_pairs(pairs, make_pairs(root, folds, per_fold, seed=0), folds, per_fold)
+    return pairs
+
+
+def _compare(model_def: str, identities: int, repeats: int) -> Comparison:
+    import tensorflow as tf
+
+    from facenet_cli.evaluate.validate import evaluate_on_pairs
+    from facenet_cli.models.loading import embedding_fn
+    from facenet_cli.models.registry import create_model
+    from facenet_cli.models.sidecar import ModelInfo
+
+    info = ModelInfo(model_def, 128, IMAGE_SIZE, "per_image")
+    model = create_model(model_def, embedding_size=128, image_size=IMAGE_SIZE)
+    embed = embedding_fn(model, info, batch_size=BATCH)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "aligned"
+        pairs = _write_images(root, identities=identities, per_identity=4)
+
+        def streaming() -> int:
+            report = evaluate_on_pairs(
+                embed, root, pairs, image_size=IMAGE_SIZE, batch_size=BATCH, nrof_folds=2
+            )
+            return report.nrof_images
+
+        n = streaming()
+        rng = np.random.default_rng(1)
+        batches = [
+            tf.constant(
+                rng.uniform(0, 1, (min(BATCH, n - i), IMAGE_SIZE, IMAGE_SIZE, 3)), tf.float32
+            )
+            for i in range(0, n, BATCH)
+        ]
+        spec = tf.TensorSpec((None, IMAGE_SIZE, IMAGE_SIZE, 3), tf.float32)
+
+        @tf.function(input_signature=[spec], reduce_retracing=True)
+        def forward(x):
+            return model(x, training=False)
+
+        def raw_forward() -> None:
+            for b in batches:
+                forward(b).numpy()
+
+        return compare(
+            f"embedding throughput, {model_def} {IMAGE_SIZE}px, batch {BATCH}",
+            streaming,
+            raw_forward,
+            ours_label="evaluate_on_pairs: PNG -> tf.data -> embed -> metrics",
+            baseline_label="raw model forward on in-memory tensors",
+            repeats=repeats,
+            units=n,
+            unit_name="img",
+            target=">= 0.85x",
+            notes=f"{n} distinct PNG images; decode and forward share the CPU cores",
+        )
+
+
+def run(quick: bool = False) -> list[Comparison]:
+    if quick:
+        return [_compare("small", identities=100, repeats=2)]
+    return [
+        _compare("small", identities=200, repeats=5),
+        _compare("inception_resnet_v1", identities=40, repeats=3),
+    ]
