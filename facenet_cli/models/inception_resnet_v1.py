@@ -1,7 +1,8 @@
 """Inception-ResNet-v1 exactly as the original FaceNet defines it (``models/inception_resnet_v1``).
 
-At 160 x 160: stem to 3 x 3 x 256 ... see ``inception_resnet_v1``; 22,779,312 trainable
-parameters at embedding size 128 (23,467,824 at 512), about 1.42 G multiply-adds per image.
+At 160 x 160 the stem gives 17 x 17 x 256, Reduction-A 8 x 8 x 896 and Reduction-B 3 x 3 x 1792;
+22,779,312 trainable parameters at embedding size 128 (23,467,824 at 512), about 1.42 G
+multiply-adds per image.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Built for throughput on a couple of CPU cores at 160 x 160: a strided stem followed at once by a
 max pool brings the grid to 40 x 40 before any wide convolution, so most of the work happens at
-20 x 20 and below (about 45 M multiply-adds per image, ~1.2 M parameters at width 16).
+20 x 20 and below (about 77 M multiply-adds per image, 1.2 M parameters at width 16).
 """
 
 from __future__ import annotations
