@@ -108,6 +108,7 @@ def _tensor_value(proto):
     return tensor_util.make_ndarray(proto)
 
 
+@pytest.mark.slow
 def test_run_writes_events_checkpoints_export_and_resumes(tiny, tmp_path):
     from facenet_cli.train.loop import run_train
 
