@@ -154,7 +154,7 @@ class MtcnnDetector:
             for k, img in zip(ks, resized, strict=True):
                 p = placements[k]
                 canvases[p.canvas][p.y : p.y + p.height, p.x : p.x + p.width] = img
-        per_image: list[list[np.ndarray]] = [[] for _ in norm]
+        per_image: list[list[tuple[float, np.ndarray]]] = [[] for _ in norm]
         for c, canvas in enumerate(canvases):
             reg, prob = self._pnet(canvas[None])
             reg, prob = reg.numpy()[0], prob.numpy()[0, :, :, 1]
@@ -181,12 +181,11 @@ class MtcnnDetector:
         for found in per_image:
             # Levels in pyramid order (largest scale first), as the package concatenates them.
             found.sort(key=lambda t: -t[0])
-            rows = np.concatenate([f[1] for f in found]) if found else np.zeros((0, 5))
-            rows = rows[np.argsort(-rows[:, 4], kind="stable")]
-            keep = geo.suppress(rows[:, :4], self.NMS_PNET_ALL, "union")
-            rows = rows[keep]
-            rows[:, :4] = geo.square_boxes(rows[:, :4])
-            out.append(rows)
+            cand = np.concatenate([f[1] for f in found]) if found else np.zeros((0, 5))
+            cand = cand[np.argsort(-cand[:, 4], kind="stable")]
+            cand = cand[geo.suppress(cand[:, :4], self.NMS_PNET_ALL, "union")]
+            cand[:, :4] = geo.square_boxes(cand[:, :4])
+            out.append(cand)
         return out
 
     def _patches(self, norm: list, cands: list[np.ndarray], size: int):  # type: ignore[no-untyped-def]

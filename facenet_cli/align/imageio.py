@@ -33,10 +33,9 @@ def decode(path: Path) -> np.ndarray:
             raise DecodeError("empty file (0 bytes)")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # PIL warns on odd EXIF; the image is still fine
-            with Image.open(path) as img:
-                img.load()
-                img = ImageOps.exif_transpose(img)
-                return to_rgb8(img)
+            with Image.open(path) as raw:
+                raw.load()
+                return to_rgb8(ImageOps.exif_transpose(raw))
     except DecodeError:
         raise
     except UnidentifiedImageError:
