@@ -229,11 +229,12 @@ def evaluate_on_pairs(
     from facenet_cli.data.pairs import read_pairs, resolve_pairs
 
     metric = metric_id(distance_metric)
+    source: Path | None = None
     if isinstance(pairs_path, str | os.PathLike):
-        source: Path | None = Path(pairs_path)
+        source = Path(pairs_path)
         pairs = read_pairs(source)
     else:
-        source, pairs = None, list(pairs_path)
+        pairs = list(pairs_path)
     lfw_dir = Path(lfw_dir)
     resolved = resolve_pairs(lfw_dir, pairs, strict=strict)
     where = source if source is not None else lfw_dir

@@ -337,3 +337,24 @@ def test_cli_run_directory_uses_moving_average_weights(lfw_tree, tmp_path):
     # The two weight sets really embed differently, so the match above is not a coincidence.
     x = np.random.default_rng(0).uniform(0, 255, (4, SIZE, SIZE, 3)).astype(np.float32)
     assert not np.allclose(embedding_fn(ema, info)(x), embedding_fn(model, info)(x), atol=1e-3)
+
+
+def test_cli_image_size_flag_conflicting_with_the_sidecar(tmp_path, small_model):
+    from facenet_cli.data.pairs import make_pairs, write_pairs
+
+    root = tmp_path / "faces"
+    for i in range(8):
+        name = f"id{i}"
+        (root / name).mkdir(parents=True)
+        for k in range(1, 4):
+            Image.fromarray(identity_image(name, k)).save(root / name / f"{name}_{k:04d}.png")
+    write_pairs(root / "pairs.txt", make_pairs(root, 2, 6, seed=0), 2, 6)
+    # No --lfw-pairs: pairs.txt inside LFW_DIR is found.
+    result = runner.invoke(
+        app, ["validate", str(root), str(small_model), "--json", "--image-size", "12",
+              "--lfw-nrof-folds", "2"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "--image-size 12 differs from the model's input size 16" in result.stderr
+    data = json.loads(result.stdout)
+    assert data["pairs_used"] == 24 and data["pairs"] == str(root / "pairs.txt")
