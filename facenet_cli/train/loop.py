@@ -228,8 +228,7 @@ class TrainingGraph:
             prelogits = tf.cast(model(images, training=selection_training), tf.float32)
             return tf.math.l2_normalize(prelogits, axis=1, epsilon=1e-10)
 
-        @tf.function(input_signature=[spec, tf.TensorSpec((), tf.int64)], autograph=False)
-        def train_step(images: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
+        def step_body(images: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
             with tf.GradientTape() as tape:
                 prelogits = tf.cast(model(images, training=True), tf.float32)
                 embeddings = tf.math.l2_normalize(prelogits, axis=1, epsilon=1e-10)
@@ -257,8 +256,23 @@ class TrainingGraph:
                 out["loss_scale"] = tf.cast(optimizer.scale_loss(1.0), tf.float32)
             return out
 
+        step_spec = tf.TensorSpec((), tf.int64)
+
+        @tf.function(input_signature=[spec, step_spec], autograph=False)
+        def train_step(images: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
+            return step_body(images, step)
+
+        @tf.function(
+            input_signature=[spec, tf.TensorSpec((None,), tf.int64), step_spec], autograph=False
+        )
+        def train_rows(cache: tf.Tensor, rows: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
+            # Rows of a round's images already decoded for its selection, gathered on device.
+            return step_body(tf.gather(cache, rows), step)
+
         self.embed = embed
         self.train_step = train_step
+        self.train_rows = train_rows
+        self.device = "/GPU:0" if tf.config.list_logical_devices("GPU") else "/CPU:0"
 
     def set_learning_rate(self, value: float) -> None:
         self.optimizer.learning_rate.assign(value)
@@ -432,16 +446,29 @@ class Trainer:
             standardization=standardization(config),
         )  # fmt: skip
 
-    def embed_round(self, paths: list[str]) -> np.ndarray | None:
-        """Embeddings of the sampled images; None when an unreadable image was found."""
+    def embed_round(self, paths: list[str]) -> tuple[np.ndarray, Any] | None:
+        """Embeddings of the sampled images, and the decoded images when they can be reused.
+
+        Without random crop or flip a triplet row is exactly the image embedded for selection,
+        so the round's images are decoded once and kept on the device (the original decoded
+        every row again: each image appears in dozens of triplets). Returns None when an
+        unreadable image was found (it is dropped and the round resampled).
+        """
         import tensorflow as tf
 
+        reuse = not (self.config.random_crop or self.config.random_flip)
         nrof_batches = self.feeder.put(paths, self.config.batch_size, self.state.rng)
         parts = []
+        kept = []
         try:
             for _ in range(nrof_batches):
-                parts.append(self.graph.embed(self.feeder.get()))
-            return np.concatenate([p.numpy() for p in parts], axis=0)
+                batch = self.feeder.get()
+                if reuse:
+                    with tf.device(self.graph.device):
+                        batch = tf.identity(batch)
+                    kept.append(batch)
+                parts.append(self.graph.embed(batch))
+            embeddings = np.concatenate([p.numpy() for p in parts], axis=0)
         except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError):
             bad = find_unreadable(paths)
             if not bad:
@@ -451,6 +478,11 @@ class Trainer:
             self.make_feeder()
             self._drop_images(bad)
             return None
+        cache = None
+        if reuse:
+            with tf.device(self.graph.device):
+                cache = tf.concat(kept, axis=0)
+        return embeddings, cache
 
     def _drop_images(self, bad: list[str]) -> None:
         for path in bad:
@@ -548,9 +580,10 @@ class Trainer:
         config = self.config
         round_start = time.perf_counter()
         paths, per_class = self.sample_round()
-        embeddings = self.embed_round(paths)
-        if embeddings is None:
+        embedded = self.embed_round(paths)
+        if embedded is None:
             return 0  # unreadable images were dropped; the next round resamples
+        embeddings, cache = embedded
         triplets, nrof_pairs = select_triplets(
             embeddings, per_class, config.people_per_batch, config.alpha,
             config.triplet_selection, self.state.rng,
@@ -576,24 +609,35 @@ class Trainer:
         room = min(epoch_end, self.stop_step()) - self.step
         nrof_batches = min(math.ceil(3 * len(triplets) / config.batch_size), room)
         rows = triplets[: nrof_batches * config.batch_size // 3].reshape(-1)
-        nrof_batches = self.feeder.put([paths[i] for i in rows], config.batch_size, self.state.rng)
+        if cache is None:
+            nrof_batches = self.feeder.put([paths[i] for i in rows], config.batch_size,
+                                           self.state.rng)  # fmt: skip
         pending: tuple[int, dict[str, Any], float, float, int] | None = None
         trained = 0
         trained_images = 0
-        for _ in range(nrof_batches):
+        for batch in range(nrof_batches):
             wait_start = time.perf_counter()
-            images = self.feeder.get()
+            if cache is None:
+                images = self.feeder.get()
+                nrof_images = int(images.shape[0])
+            else:
+                batch_rows = rows[batch * config.batch_size : (batch + 1) * config.batch_size]
+                nrof_images = len(batch_rows)
             data_wait = time.perf_counter() - wait_start
             step_start = time.perf_counter()
-            outputs = self.graph.train_step(images, tf.constant(self.step, tf.int64))
+            step_tensor = tf.constant(self.step, tf.int64)
+            if cache is None:
+                outputs = self.graph.train_step(images, step_tensor)
+            else:
+                outputs = self.graph.train_rows(cache, tf.constant(batch_rows), step_tensor)
             self.state.set_step(self.step + 1)
             trained += 1
-            trained_images += int(images.shape[0])
+            trained_images += nrof_images
             # Read the previous step's results only now, so the device is never idle waiting
             # for Python between two steps.
             if pending is not None:
                 self.finish_step(*pending, lr=lr, triplets=len(triplets))
-            pending = (self.step, outputs, step_start, data_wait, int(images.shape[0]))
+            pending = (self.step, outputs, step_start, data_wait, nrof_images)
             if sigint.requested:
                 break
         if pending is not None:

@@ -178,7 +178,8 @@ def test_nan_guard_keeps_the_last_good_checkpoint(tiny, tmp_path):
     schedule = tmp_path / "lr.txt"
     schedule.write_text("0: 0.01\n1: 1e35\n")
     config = tiny_config(tiny, tmp_path, learning_rate=-1.0, learning_rate_schedule_file=schedule,
-                         optimizer="MOM", epoch_size=2, max_nrof_epochs=4)  # fmt: skip
+                         optimizer="MOM", epoch_size=2, max_nrof_epochs=4, random_crop=True,
+                         random_flip=True)  # fmt: skip
     with pytest.raises(TrainingDiverged, match="NaN|nan|inf") as info:
         run_train(config, Recorder())
     assert info.value.exit_code == 4
