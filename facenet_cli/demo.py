@@ -1,9 +1,439 @@
-"""The end-to-end demo."""
+"""``facenet demo``: the whole recipe on the built-in demo faces, stage by stage, in minutes.
+
+Each stage is a real command with the demo's arguments: ``facenet align`` for each split of the
+demo photos, ``facenet train`` (the small model with triplet loss, evaluated on the held-out
+identities' pairs after each epoch) and ``facenet validate`` on the final model. The configs are
+built by parsing those very command lines with the CLI's own parser, so ``facenet demo --dry-run``
+prints exactly what runs and users can run the same commands on their own data.
+
+Before training, two reference points are measured on the same held-out pairs with the same
+protocol: raw pixels (standardised, as a flat vector) and the untrained network (the run's own
+initial weights). The summary table then shows how far training moved the numbers.
+"""
 
 from __future__ import annotations
 
-from facenet_cli.errors import FacenetError
+import contextlib
+import json
+import shlex
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facenet_cli.config import (
+    AlignConfig,
+    DemoConfig,
+    TrainConfig,
+    ValidateConfig,
+    demo_dir,
+    from_params,
+)
+from facenet_cli.data.demo_faces import DEMO_IMAGE_SIZE, DEMO_MARGIN, DemoPaths, demo_paths
+
+# Training settings for the demo, measured on a 2-core CPU (see the README's demo section).
+# The aligned demo crops are 160 px with the face in the middle ~110 px; training on the central
+# 96 px drops most of the random background and costs a third of the full crop.
+TRAIN_IMAGE_SIZE = 96
+TRAIN_OPTIONS: dict[str, Any] = {
+    "model_def": "small",
+    "image_size": TRAIN_IMAGE_SIZE,
+    "people_per_batch": 35,
+    "images_per_person": 10,
+    "batch_size": 90,
+    "optimizer": "ADAGRAD",
+    "learning_rate": 0.1,
+    "alpha": 0.2,
+    "random_flip": True,
+}
+EPOCH_SIZE = 20
+# Training steps a busy 2-core CPU takes a minute for (``--minutes`` becomes a step count, so a
+# run is reproducible; a faster machine finishes sooner).
+STEPS_PER_MINUTE = 80
 
 
-def run_demo(config) -> None:  # type: ignore[no-untyped-def]
-    raise FacenetError("facenet demo is not built yet")
+@dataclass(frozen=True)
+class DemoCommand:
+    """One stage: the ``facenet`` sub-command and its arguments."""
+
+    name: str
+    args: tuple[str, ...]
+
+    @property
+    def line(self) -> str:
+        """The shell command line (``facenet train --data-dir ...``)."""
+        return shlex.join(["facenet", self.name, *self.args])
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """What the demo runs: its folders and the four commands."""
+
+    paths: DemoPaths
+    logs_dir: Path
+    models_dir: Path
+    align_train: DemoCommand
+    align_test: DemoCommand
+    train: DemoCommand
+    epochs: int
+
+    def validate(self, run_dir: Path | str) -> DemoCommand:
+        """The ``validate`` command for the model trained in ``run_dir``."""
+        return DemoCommand(
+            "validate",
+            (str(self.paths.aligned_test), str(run_dir), "--lfw-pairs", str(self.paths.pairs)),
+        )
+
+    def commands(self, run_dir: Path | str) -> list[DemoCommand]:
+        return [self.align_train, self.align_test, self.train, self.validate(run_dir)]
+
+
+@dataclass
+class DemoResult:
+    """The demo's figures (fractions in 0..1; ``val_rate`` at FAR ``far_target``)."""
+
+    baseline_accuracy: float
+    untrained_accuracy: float
+    accuracy: float
+    accuracy_std: float
+    val_rate: float
+    far: float
+    far_target: float
+    auc: float
+    eer: float
+    seconds: float
+    stage_seconds: dict[str, float]
+    run_dir: Path
+    log_dir: Path
+    steps: int
+    nrof_pairs: int
+    commands: list[str] = field(default_factory=list)
+
+    @property
+    def board_command(self) -> str:
+        return shlex.join(["facenet", "board", str(self.log_dir.parent)])
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (NaN becomes None)."""
+
+        def num(value: float) -> float | None:
+            return round(float(value), 6) if np.isfinite(value) else None
+
+        return {
+            "baseline_accuracy": num(self.baseline_accuracy),
+            "untrained_accuracy": num(self.untrained_accuracy),
+            "accuracy": num(self.accuracy),
+            "accuracy_std": num(self.accuracy_std),
+            "val_rate": num(self.val_rate),
+            "far": num(self.far),
+            "far_target": self.far_target,
+            "auc": num(self.auc),
+            "eer": num(self.eer),
+            "seconds": round(self.seconds, 1),
+            "stage_seconds": {k: round(v, 1) for k, v in self.stage_seconds.items()},
+            "run_dir": str(self.run_dir),
+            "log_dir": str(self.log_dir),
+            "steps": self.steps,
+            "pairs": self.nrof_pairs,
+            "commands": self.commands,
+            "board_command": self.board_command,
+        }
+
+
+# ----------------------------------------------------------------------------------- planning
+
+
+def training_epochs(minutes: float) -> int:
+    """Epochs of ``EPOCH_SIZE`` steps that fill ``minutes`` at ``STEPS_PER_MINUTE`` (at least 1)."""
+    return max(1, round(minutes * STEPS_PER_MINUTE / EPOCH_SIZE))
+
+
+def _option(name: str, value: Any) -> list[str]:
+    flag = "--" + name.replace("_", "-")
+    if isinstance(value, bool):
+        return [flag if value else "--no-" + flag[2:]]
+    return [flag, str(value)]
+
+
+def make_plan(config: DemoConfig) -> DemoPlan:
+    """The demo's folders and commands for ``config`` (nothing is run or written)."""
+    root = Path(config.out).expanduser().resolve() if config.out is not None else demo_dir()
+    paths = demo_paths(root)
+    logs_dir, models_dir = paths.root / "logs", paths.root / "models"
+    size = ["--image-size", str(DEMO_IMAGE_SIZE), "--margin", str(DEMO_MARGIN)]
+    epochs = training_epochs(config.minutes)
+    options = {
+        "data_dir": paths.aligned_train,
+        "lfw_dir": paths.aligned_test,
+        "lfw_pairs": paths.pairs,
+        "logs_base_dir": logs_dir,
+        "models_base_dir": models_dir,
+        **TRAIN_OPTIONS,
+        "epoch_size": EPOCH_SIZE,
+        "max_nrof_epochs": epochs,
+        "seed": config.seed,
+    }
+    train_args = [arg for name, value in options.items() for arg in _option(name, value)]
+    return DemoPlan(
+        paths=paths,
+        logs_dir=logs_dir,
+        models_dir=models_dir,
+        align_train=DemoCommand("align", (str(paths.raw_train), str(paths.aligned_train), *size)),
+        align_test=DemoCommand("align", (str(paths.raw_test), str(paths.aligned_test), *size)),
+        train=DemoCommand("train", tuple(train_args)),
+        epochs=epochs,
+    )
+
+
+def parse_command(command: DemoCommand) -> dict[str, Any]:
+    """The parameters the CLI's own parser gives ``command`` (what ``facenet ...`` would run).
+
+    Raises:
+        typer.BadParameter (a click usage error): the arguments do not parse.
+    """
+    import typer.main
+
+    from facenet_cli.cli import app
+
+    group = typer.main.get_command(app)
+    cli_command = group.commands[command.name]  # type: ignore[attr-defined]
+    with cli_command.make_context(command.name, list(command.args)) as ctx:
+        return dict(ctx.params)
+
+
+def command_config(command: DemoCommand, cls: type) -> Any:
+    """The frozen config ``cls`` that ``facenet <command>`` builds."""
+    return from_params(cls, parse_command(command))
+
+
+# --------------------------------------------------------------------------------- reference
+
+
+def raw_pixel_embeddings(images: np.ndarray) -> np.ndarray:
+    """Each image as one flat vector of per-image standardised pixels, L2-normalised.
+
+    Args:
+        images: ``(N, H, W, C)`` raw pixels.
+
+    Returns:
+        ``(N, H * W * C)`` float32 unit vectors (the "raw pixel" baseline's embeddings).
+    """
+    x = np.asarray(images, dtype=np.float64).reshape(len(images), -1)
+    x = x - x.mean(axis=1, keepdims=True)
+    # tf.image.per_image_standardization's floor on the deviation keeps flat images finite.
+    floor = 1.0 / np.sqrt(max(x.shape[1], 1))
+    x = x / np.maximum(x.std(axis=1, keepdims=True), floor)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def _accuracy(embed: Callable[[np.ndarray], np.ndarray], train: TrainConfig) -> float:
+    from facenet_cli.evaluate.validate import evaluate_on_pairs
+
+    assert train.lfw_dir is not None and train.lfw_pairs is not None
+    report = evaluate_on_pairs(
+        embed,
+        train.lfw_dir,
+        train.lfw_pairs,
+        image_size=train.image_size,
+        batch_size=train.lfw_batch_size,
+        distance_metric=train.lfw_distance_metric,
+        nrof_folds=train.lfw_nrof_folds,
+    )
+    return report.result.accuracy_mean
+
+
+def baseline_accuracy(train: TrainConfig) -> float:
+    """Pair accuracy of raw standardised pixels on the run's pairs, with the network's crop."""
+    return _accuracy(raw_pixel_embeddings, train)
+
+
+def untrained_accuracy(train: TrainConfig) -> float:
+    """Pair accuracy of the network the run starts from (same seed, same initial weights)."""
+    import keras
+
+    from facenet_cli.models.loading import embedding_fn
+    from facenet_cli.models.registry import create_model
+    from facenet_cli.models.sidecar import ModelInfo
+
+    assert train.model_def is not None
+    # The training loop seeds the same way right before it builds its model.
+    keras.utils.set_random_seed(train.seed)
+    model = create_model(
+        train.model_def,
+        train.embedding_size,
+        train.image_size,
+        keep_probability=train.keep_probability,
+        weight_decay=train.weight_decay,
+    )
+    info = ModelInfo(
+        model_def=train.model_def,
+        embedding_size=train.embedding_size,
+        image_size=train.image_size,
+        standardization="fixed" if train.use_fixed_image_standardization else "per_image",
+    )
+    return _accuracy(embedding_fn(model, info), train)
+
+
+# -------------------------------------------------------------------------------------- output
+
+
+def print_dry_run(plan: DemoPlan) -> None:
+    """The four commands, runnable as they are once ``RUN`` names the run ``train`` wrote."""
+    run = plan.models_dir / "RUN"
+    for command in plan.commands(run):
+        print(command.line)
+    print(
+        f"# RUN: the run name `facenet train` prints; watch it with: facenet board {plan.logs_dir}"
+    )
+
+
+def summary_table(result: DemoResult) -> Any:
+    """A Rich table of the figures and the time of each stage."""
+    from rich.table import Table
+
+    table = Table(
+        title=f"facenet demo: {result.nrof_pairs} held-out pairs, 30 unseen identities",
+        title_justify="left",
+    )
+    table.add_column("")
+    table.add_column("accuracy", justify="right")
+    table.add_column("", justify="left")
+    table.add_row("raw pixels (standardised)", f"{result.baseline_accuracy:.3f}", "")
+    table.add_row("untrained network", f"{result.untrained_accuracy:.3f}", "")
+    val = (
+        f"VAL {result.val_rate:.3f} @ FAR {result.far:.4f}"
+        if np.isfinite(result.val_rate)
+        else f"VAL unreachable @ FAR {result.far_target:g}"
+    )
+    table.add_row(
+        f"trained ({result.steps} steps)",
+        f"[bold]{result.accuracy:.3f}[/] ± {result.accuracy_std:.3f}",
+        f"{val}, AUC {result.auc:.3f}, EER {result.eer:.3f}",
+    )
+    table.add_section()
+    for stage, seconds in result.stage_seconds.items():
+        table.add_row(f"time: {stage}", f"{seconds:.0f} s", "")
+    table.add_row("time: total", f"{result.seconds:.0f} s", "")
+    return table
+
+
+# ----------------------------------------------------------------------------------------- run
+
+
+class _Stages:
+    """Times the stages and announces each one with its command line."""
+
+    def __init__(self, console: Any, total: int) -> None:
+        self.console = console
+        self.total = total
+        self.number = 0
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def stage(self, name: str, title: str, lines: tuple[str, ...] = ()) -> Iterator[None]:
+        self.number += 1
+        self.console.print(f"[bold cyan][{self.number}/{self.total}] {title}[/]", highlight=False)
+        for line in lines:
+            self.console.print(f"  $ {line}", highlight=False, soft_wrap=True)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+def _build_photos(paths: DemoPaths) -> None:
+    from facenet_cli.data.demo_faces import build_demo_photos, demo_photos_ready
+    from facenet_cli.progress import progress_bars
+
+    if demo_photos_ready(paths.root):
+        return
+    with progress_bars(transient=True) as progress:
+        task = progress.add_task("photos", total=None)
+
+        def on_photo(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        build_demo_photos(paths.root, on_photo=on_photo)
+
+
+def run_demo(config: DemoConfig) -> DemoResult | None:
+    """Run ``facenet demo``: photos, align, baselines, train, validate, then a summary.
+
+    Args:
+        config: ``--minutes`` (training length), ``--out``, ``--seed``, ``--dry-run``, ``--json``.
+
+    Returns:
+        The figures, or None with ``--dry-run``.
+
+    Raises:
+        FacenetError: a stage failed (its own one-line message).
+    """
+    plan = make_plan(config)
+    if config.dry_run:
+        print_dry_run(plan)
+        return None
+    from rich.console import Console
+
+    from facenet_cli.progress import console
+
+    start = time.perf_counter()
+    stages = _Stages(console, total=5)
+    # With --json, stdout carries the JSON object only: the stages' own tables go to stderr.
+    quiet = contextlib.redirect_stdout(sys.stderr) if config.json else contextlib.nullcontext()
+    with quiet:
+        with stages.stage("photos", f"demo photos in {plan.paths.root / 'raw'}"):
+            _build_photos(plan.paths)
+        aligns = (plan.align_train, plan.align_test)
+        with stages.stage("align", "align both splits (MTCNN)", tuple(c.line for c in aligns)):
+            from facenet_cli.align.pipeline import run_align
+
+            for command in aligns:
+                run_align(command_config(command, AlignConfig))
+        train_config: TrainConfig = command_config(plan.train, TrainConfig)
+        with stages.stage("reference", "reference points on the held-out pairs"):
+            baseline = baseline_accuracy(train_config)
+            untrained = untrained_accuracy(train_config)
+            console.print(
+                f"  raw pixels {baseline:.3f}, untrained network {untrained:.3f}", highlight=False
+            )
+        with stages.stage("train", "train", (plan.train.line,)):
+            from facenet_cli.train.loop import run_train
+
+            run = run_train(train_config)
+        validate = plan.validate(run.run_dir)
+        with stages.stage("validate", "validate the trained model", (validate.line,)):
+            from facenet_cli.evaluate.validate import run_validate
+
+            report = run_validate(command_config(validate, ValidateConfig))
+    r = report.result
+    result = DemoResult(
+        baseline_accuracy=baseline,
+        untrained_accuracy=untrained,
+        accuracy=r.accuracy_mean,
+        accuracy_std=r.accuracy_std,
+        val_rate=r.val_mean,
+        far=r.far_mean,
+        far_target=r.far_target,
+        auc=r.auc,
+        eer=r.eer,
+        seconds=time.perf_counter() - start,
+        stage_seconds=dict(stages.seconds),
+        run_dir=Path(run.run_dir),
+        log_dir=Path(run.log_dir),
+        steps=run.step,
+        nrof_pairs=report.nrof_pairs_used,
+        commands=[c.line for c in plan.commands(run.run_dir)],
+    )
+    if config.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        out = Console(highlight=False)
+        out.print(summary_table(result))
+        out.print(f"Watch the run (and any later ones) in the terminal:\n  {result.board_command}")
+    return result
