@@ -7,10 +7,11 @@ reader's lock. Nothing here imports TensorFlow.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +22,10 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.reactive import reactive
+from textual.screen import Screen
 from textual.widgets import ContentSwitcher, DataTable, Footer, Static
 
 from tui import model
@@ -93,6 +96,9 @@ class BoardApp(App[int]):
         Binding("question_mark", "help", "Help"),
     ]
 
+    _main: Screen[object]
+    """The board's own screen (set on mount); the help screen may be on top of it."""
+
     selected: reactive[str | None] = reactive(None, init=False)
     panel: reactive[str] = reactive("loss", init=False)
     smoothing: reactive[bool] = reactive(True, init=False)
@@ -121,6 +127,9 @@ class BoardApp(App[int]):
         self.gpu_view = GpuView((), "")
         self._stop = threading.Event()
         self._drawn: tuple[object, ...] | None = None
+        self._last_draw = 0.0
+        self._draw_cost = 0.0
+        self._redraw_pending = False
         self._alerts_seen: set[tuple[str, str, str]] = set()
         self.exit_code = 0
 
@@ -147,9 +156,10 @@ class BoardApp(App[int]):
 
     def on_mount(self) -> None:
         """Start polling and a slow tick that keeps ages and statuses current."""
-        self.query_one(RunHeader).show(None, str(self.config.logdir), self.tensorboard_url)
+        self._main = self.screen
+        self._main.query_one(RunHeader).show(None, str(self.config.logdir), self.tensorboard_url)
         self._show_panelbar()
-        self.query_one(RunTable).focus()
+        self._main.query_one(RunTable).focus()
         self._poll_events()
         self.set_interval(1.0, self._tick)
 
@@ -174,18 +184,33 @@ class BoardApp(App[int]):
     def on_runs_changed(self, message: RunsChanged) -> None:
         """Summarise the changed runs and redraw what shows them."""
         self._summarize(message.names or set(self.reader.runs))
-        self._refresh_view(data_changed=message.names)
+        with self._closing_ok():
+            self._refresh_view(data_changed=message.names)
         self.loaded.set()
 
     def on_gpus_read(self, message: GpusRead) -> None:
         """Show NVML's live view (or why there is none)."""
         self.gpu_view = message.view
-        self.query_one("#gpu-live", Static).update(format_gpus(message.view))
+        with self._closing_ok():
+            self._main.query_one("#gpu-live", Static).update(format_gpus(message.view))
 
     def _tick(self) -> None:
         """Ages and statuses move with the clock even when no file changes."""
         if self.reader.runs and self._summarize(set(self.reader.runs)):
-            self._refresh_view(data_changed=frozenset())
+            with self._closing_ok():
+                self._refresh_view(data_changed=frozenset())
+
+    @contextlib.contextmanager
+    def _closing_ok(self) -> Iterator[None]:
+        """Messages and timers can still arrive while the app closes and its widgets go.
+
+        The board's widgets have fixed ids and exist for the app's whole life, so a missing
+        one only means the screen is being torn down.
+        """
+        try:
+            yield
+        except NoMatches:
+            pass
 
     def _summarize(self, names: set[str] | frozenset[str]) -> bool:
         """Refresh the summaries of ``names``; True when any of them changed."""
@@ -212,23 +237,43 @@ class BoardApp(App[int]):
 
     def _refresh_view(self, data_changed: frozenset[str] | set[str]) -> None:
         ordered = self._ordered()
-        table = self.query_one(RunTable)
+        table = self._main.query_one(RunTable)
         table.show(ordered, self.compare_with)
         if self.selected is None and ordered:
             self.selected = ordered[table.cursor_row if table.cursor_row < len(ordered) else 0].name
         self._show_header()
         self._notify_new_alerts(ordered)
         if self.selected in data_changed or self.compare_with in data_changed:
+            self._request_redraw()
+
+    def _request_redraw(self) -> None:
+        """Redraw for new data, but never spend more than about a fifth of the time drawing.
+
+        Charts of a million points take a noticeable fraction of a second to smooth and
+        decimate; a writer flushing faster than that must not keep the board busy.
+        """
+        wait = self._last_draw + 4 * self._draw_cost - time.monotonic()
+        if wait <= 0:
+            self._draw_charts(force=True)
+        elif not self._redraw_pending:
+            self._redraw_pending = True
+            self.set_timer(wait, self._deferred_redraw)
+
+    def _deferred_redraw(self) -> None:
+        self._redraw_pending = False
+        if self._stop.is_set():
+            return
+        with self._closing_ok():
             self._draw_charts(force=True)
 
     def _show_header(self) -> None:
         summary = self.summaries.get(self.selected) if self.selected else None
-        self.query_one(RunHeader).show(summary, str(self.config.logdir), self.tensorboard_url)
+        self._main.query_one(RunHeader).show(summary, str(self.config.logdir), self.tensorboard_url)
         others = sum(1 for s in self.summaries.values() if s.warnings and s.name != self.selected)
-        self.query_one(AlertBar).show(summary, others)
+        self._main.query_one(AlertBar).show(summary, others)
 
     def _show_panelbar(self) -> None:
-        self.query_one(PanelBar).show(PANELS, self.panel, self.smoothing, self.compare_with)
+        self._main.query_one(PanelBar).show(PANELS, self.panel, self.smoothing, self.compare_with)
 
     def _notify_new_alerts(self, summaries: list[model.RunSummary]) -> None:
         if not self.notify_alerts:
@@ -309,6 +354,14 @@ class BoardApp(App[int]):
         if not force and key == self._drawn:
             return
         self._drawn = key
+        start = time.monotonic()
+        try:
+            self._draw_panel()
+        finally:
+            self._last_draw = time.monotonic()
+            self._draw_cost = self._last_draw - start
+
+    def _draw_panel(self) -> None:
         run, other, panel = self.selected, self.compare_with, self.panel
         if other == run:
             other = None
@@ -357,7 +410,7 @@ class BoardApp(App[int]):
         elif panel == "speed":
             add([(ev.IMAGES_PER_SEC, "images/s")], smooth=True)
         chart_id = "memory-chart" if panel == "memory" else panel
-        self.query_one(f"#{chart_id}", MetricChart).set_lines(lines, "; ".join(notes))
+        self._main.query_one(f"#{chart_id}", MetricChart).set_lines(lines, "; ".join(notes))
 
     # ------------------------------------------------------------------------------ reactives
 
@@ -368,10 +421,10 @@ class BoardApp(App[int]):
 
     def watch_panel(self, panel: str) -> None:
         """Switch the visible panel."""
-        self.query_one(ContentSwitcher).current = panel
+        self._main.query_one(ContentSwitcher).current = panel
         self._show_panelbar()
         if panel == "memory":
-            self.query_one("#gpu-live", Static).update(
+            self._main.query_one("#gpu-live", Static).update(
                 format_gpus(self.gpu_view)
                 if self.gpu_view.reason or self.gpu_view.gpus
                 else "reading NVML..."
@@ -386,7 +439,7 @@ class BoardApp(App[int]):
     def watch_compare_with(self) -> None:
         """Redraw with or without the comparison run."""
         self._show_panelbar()
-        self.query_one(RunTable).show(self._ordered(), self.compare_with)
+        self._main.query_one(RunTable).show(self._ordered(), self.compare_with)
         self._draw_charts()
 
     # ------------------------------------------------------------------------------ actions
@@ -398,7 +451,7 @@ class BoardApp(App[int]):
 
     def action_move_run(self, delta: int) -> None:
         """Move the run-list cursor."""
-        table = self.query_one(RunTable)
+        table = self._main.query_one(RunTable)
         if table.row_count:
             table.move_cursor(row=max(0, min(table.row_count - 1, table.cursor_row + delta)))
 

@@ -21,8 +21,10 @@ def read_summaries(logdir: Path, now: float | None = None) -> list[model.RunSumm
     Raises:
         InputError: ``logdir`` does not exist or is not a directory.
     """
-    if not logdir.is_dir():
+    if not logdir.exists():
         raise InputError(f"{logdir}: no such log directory")
+    if not logdir.is_dir():
+        raise InputError(f"{logdir}: not a directory (give the log directory holding the runs)")
     reader = ev.LogdirReader(logdir)
     reader.poll(rescan=True)
     now = time.time() if now is None else now

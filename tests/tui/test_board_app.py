@@ -147,6 +147,19 @@ async def test_panels_smoothing_compare_and_help(tmp_path: Path) -> None:
     assert app.return_value == 0
 
 
+async def test_data_arriving_under_the_help_screen(tmp_path: Path) -> None:
+    log = _write_run(tmp_path, "r", range(0, 3))
+    app = _app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await _until(pilot, app.loaded.is_set)
+        await pilot.press("question_mark")
+        log.scalar(ev.LOSS, 0.5, 3, wall_time=time.time())
+        await _until(pilot, lambda: _points(app, "loss").get("loss") == 4)
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert "step 3" in _text(app.query_one(RunHeader))
+
+
 class _FakeNvml(Nvml):
     """A fixed NVML answer: the board's GPU panel without a GPU on the test machine."""
 
