@@ -9,7 +9,9 @@ forward speed that the streaming keeps (target >= 85%).
 
 from __future__ import annotations
 
+import statistics
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +83,7 @@ def _compare(model_def: str, identities: int, repeats: int) -> Comparison:
             for b in batches:
                 forward(b).numpy()
 
-        return compare(
+        result = compare(
             f"embedding throughput, {model_def} {IMAGE_SIZE}px, batch {BATCH}",
             streaming,
             raw_forward,
@@ -93,6 +95,24 @@ def _compare(model_def: str, identities: int, repeats: int) -> Comparison:
             target=">= 0.85x",
             notes=f"{n} distinct PNG images; decode and forward share the CPU cores",
         )
+        # What decoding alone costs, and the ratio it allows when it cannot overlap the forward
+        # pass (CPU-only hosts: both need the same cores).
+        from facenet_cli.data.pairs import read_pairs, resolve_pairs
+        from facenet_cli.evaluate.validate import _dataset
+
+        paths = tuple(dict.fromkeys(str(p) for p in resolve_pairs(root, read_pairs(pairs)).paths))
+        dataset = _dataset(paths, IMAGE_SIZE, BATCH)
+        decode_s = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for batch in dataset:
+                batch.numpy()
+            decode_s.append(time.perf_counter() - t0)
+        decode = statistics.median(decode_s)
+        result.extra["decode alone"] = f"{n / decode:.0f} img/s"
+        bound = result.baseline_median / (result.baseline_median + decode)
+        result.extra["serial bound"] = f"{bound:.2f}x"
+        return result
 
 
 def run(quick: bool = False) -> list[Comparison]:
