@@ -61,13 +61,17 @@ def create_run_dirs(logs_base_dir: Path, models_base_dir: Path) -> tuple[str, Pa
 def resolve_run_dir(spec: Path, models_base_dir: Path) -> Path:
     """The model directory of ``--resume RUN``: a run directory, or a run name under the base.
 
-    A log directory of the run also works (its name is looked up under ``models_base_dir``).
+    A log directory of the run also works (its name is looked up under ``models_base_dir``),
+    and so does the name of a demo run.
 
     Raises:
         InputError: no such run, or the run holds no checkpoint.
     """
+    from facenet_cli.config import demo_dir
+
     spec = Path(spec).expanduser()
-    candidates = [spec, Path(models_base_dir).expanduser() / spec.name]
+    candidates = [spec, Path(models_base_dir).expanduser() / spec.name,
+                  demo_dir() / "models" / spec.name]  # fmt: skip
     for candidate in candidates:
         if (candidate / CONFIG_NAME).is_file():
             if latest_checkpoint(candidate) is None:

@@ -405,17 +405,21 @@ class Trainer:
         self.make_feeder()
 
     def _load_pretrained(self, path: Path) -> None:
-        import tensorflow as tf
+        """Start from another model's weights (a run, checkpoint, export or ``.keras`` file)."""
+        from facenet_cli.models.loading import load_embedding_model
 
-        prefix = tf.train.latest_checkpoint(str(path)) if path.is_dir() else str(path)
-        if prefix is None:
-            raise InputError(f"{path}: no checkpoint found for --pretrained-model")
+        loaded = load_embedding_model(path)
+        if loaded.keras_model is None:
+            raise InputError(f"{path}: a bare SavedModel holds no Keras weights to start from")
         try:
-            tf.train.Checkpoint(model=self.graph.model).restore(prefix).expect_partial()
-        except (tf.errors.OpError, ValueError, AssertionError) as exc:
-            raise InputError(f"{path}: cannot restore --pretrained-model ({exc})") from None
+            self.graph.model.set_weights(loaded.keras_model.get_weights())
+        except ValueError as exc:
+            raise InputError(
+                f"{path}: its {loaded.info.model_def} weights do not fit "
+                f"{self.config.model_def} at embedding size {self.config.embedding_size} ({exc})"
+            ) from None
         self.graph.ema_model.set_weights(self.graph.model.get_weights())
-        self.reporter.message(f"weights restored from {prefix}")
+        self.reporter.message(f"weights restored from {loaded.source}")
 
     @property
     def step(self) -> int:
@@ -524,6 +528,8 @@ class Trainer:
         self.last_save = time.monotonic()
         empty_rounds = 0
         while True:
+            if sigint.requested:
+                return "interrupted"
             step, epoch = self.step, self.epoch
             if step >= self.stop_step():
                 return "max_steps" if config.max_steps is not None and step >= config.max_steps \
