@@ -483,11 +483,20 @@ _MAX_FAST_TAG = 255
 _VARINT_BYTES = 5  # any step below 2**35; longer varints go to the protobuf parser
 
 
-def _varint(b: _Bytes, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Decode a varint at each offset: values, byte counts, and whether it could be decoded."""
-    word = b.at("<u8", pos).astype(np.int64)  # the sign bit is never among the bytes used
+def _field_varint(
+    b: _Bytes, pos: np.ndarray, key: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A one-byte field key and the varint after it, from one 8-byte read per offset.
+
+    Returns:
+        The varint values, the bytes taken (key included), and whether the key matched and
+        the varint ended within ``_VARINT_BYTES`` bytes.
+    """
+    word = b.at("<u8", pos).astype(np.int64)  # key + 5 varint bytes: the sign bit is never used
+    matched = (word & 0xFF) == key
+    word >>= 8
     value = word & 0x7F
-    nbytes = np.ones(len(pos), dtype=np.int64)
+    nbytes = np.full(len(pos), 2, dtype=np.int64)
     more = (word & 0x80) != 0
     for k in range(1, _VARINT_BYTES):
         if not more.any():
@@ -496,61 +505,95 @@ def _varint(b: _Bytes, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
         value = np.where(more, value | ((byte & 0x7F) << (7 * k)), value)
         nbytes += more
         more &= (byte & 0x80) != 0
-    return value, nbytes, ~more
+    return value, nbytes, matched & ~more
 
 
 def _decode_scalar_events(
     b: _Bytes, starts: np.ndarray, lengths: np.ndarray
 ) -> tuple[np.ndarray, ...]:
-    """Vectorised decode of single-scalar events.
+    """Vectorised decode of scalar events: one or many values per summary.
+
+    Values are taken slot by slot (the first value of every record, then the second of the
+    records that have one, ...), so an event holding a whole step's scalars, as the training
+    loop writes, decodes as fast as one holding a single scalar.
 
     Returns:
-        ``ok`` (the record had the expected layout), tag offsets and lengths, steps, wall
-        times, values and whether the record declared the scalars plugin; entries where
-        ``ok`` is False are meaningless.
+        ``ok`` and ``wall`` per record (``ok``: every value had an expected layout), then per
+        point: its record, tag offset and length, step, wall time, value and whether it
+        declared the scalars plugin. Points of records that are not ``ok`` are left out.
     """
-    n = len(starts)
     ends = starts + lengths
-    ok = lengths >= 16
-    ok &= b.at("u1", starts) == 0x09  # wall_time, fixed64
+    ok = (lengths >= 11) & (b.at("u1", starts) == 0x09)  # wall_time, fixed64
     wall = b.at("<f8", starts + 1)
     p = starts + 9
-    has_step = b.at("u1", p) == 0x10
-    step, nb, valid = _varint(b, p + 1)
-    ok &= valid | ~has_step
+    step, nb, has_step = _field_varint(b, p, 0x10)
     step = np.where(has_step, step, 0)
-    p = np.where(has_step, p + 1 + nb, p)
-    for field_byte in (0x2A, 0x0A):  # Event.summary, then Summary.value: both run to the end
-        ok &= b.at("u1", p) == field_byte
-        size, nb, valid = _varint(b, p + 1)
-        p = p + 1 + nb
-        ok &= valid & (p + size == ends)
-    ok &= b.at("u1", p) == 0x0A  # Value.tag
-    tag_len, nb, valid = _varint(b, p + 1)
-    ok &= valid & (tag_len <= _MAX_FAST_TAG)
-    tag_start = p + 1 + nb
-    q = tag_start + tag_len
-    ok &= q < ends
-    payload = ends - q
+    p = np.where(has_step, p + nb, p)
+    size, nb, valid = _field_varint(b, p, 0x2A)  # Event.summary, running to the record's end
+    p = p + nb
+    ok &= valid & (p + size == ends)
+    head_meta, tail_meta = np.uint64(_META_HEAD), np.uint64(_META_TAIL)
     meta = len(_SCALARS_METADATA)
-    has_meta = (payload >= meta) & (
-        b.at("<u8", np.maximum(ends - meta, 0)) == np.uint64(_META_HEAD)
-    )
-    has_meta &= b.at("<u8", ends - 8) == np.uint64(_META_TAIL)
-    core = payload - meta * has_meta
-    head = b.at("<u8", q)
-    value = np.full(n, np.nan)
-    matched = np.zeros(n, dtype=bool)
-    for prefix, dtype in _VALUE_TEMPLATES:
-        k = len(prefix)
-        m = ok & ~matched & (core == k + np.dtype(dtype).itemsize)
-        mask = np.uint64((1 << (8 * k)) - 1)
-        m &= (head & mask) == np.uint64(int.from_bytes(prefix, "little"))
-        if m.any():
-            value[m] = b.at(dtype, q[m] + k)
+    parts: list[tuple[np.ndarray, ...]] = []
+    active = np.flatnonzero(ok & (p < ends))
+    while len(active):
+        q, e = p[active], ends[active]
+        vlen, nb, good = _field_varint(b, q, 0x0A)  # Summary.value
+        vstart = q + nb
+        vend = vstart + vlen
+        tag_len, nb, valid = _field_varint(b, vstart, 0x0A)  # Value.tag
+        tag_start = vstart + nb
+        r = tag_start + tag_len
+        good &= (vend <= e) & valid & (tag_len <= _MAX_FAST_TAG) & (r < vend)
+        payload = vend - r
+        declared = payload >= meta
+        if declared.any():
+            declared &= b.at("<u8", np.maximum(vend - meta, 0)) == head_meta
+            declared &= b.at("<u8", vend - 8) == tail_meta
+        core = payload - meta * declared
+        head = b.at("<u8", r)
+        value = np.full(len(active), np.nan)
+        matched = np.zeros(len(active), dtype=bool)
+        for prefix, dtype in _VALUE_TEMPLATES:
+            k = len(prefix)
+            m = good & ~matched & (core == k + np.dtype(dtype).itemsize)
+            m &= (head & np.uint64((1 << (8 * k)) - 1)) == np.uint64(
+                int.from_bytes(prefix, "little")
+            )
+            if not m.any():
+                continue
+            if k == 1 and dtype == "<f4":  # simple_value: its bytes are already in ``head``
+                value[m] = (
+                    ((head[m] >> np.uint64(8)) & np.uint64(0xFFFFFFFF))
+                    .astype(np.uint32)
+                    .view(np.float32)
+                )
+            else:
+                value[m] = b.at(dtype, r[m] + k)
             matched |= m
-    ok &= matched
-    return ok, tag_start, tag_len, step, wall, value, has_meta
+        good &= matched
+        ok[active[~good]] = False
+        done = active[good]
+        parts.append((done, tag_start[good], tag_len[good], value[good], declared[good]))
+        p[done] = vend[good]
+        active = done[p[done] < ends[done]]
+    if parts:
+        rec, tag_start, tag_len, value, declared = (
+            np.concatenate(c) for c in zip(*parts, strict=True)
+        )
+        keep = ok[rec]
+        rec, tag_start, tag_len, value, declared = (
+            rec[keep],
+            tag_start[keep],
+            tag_len[keep],
+            value[keep],
+            declared[keep],
+        )
+    else:
+        rec = tag_start = tag_len = np.empty(0, dtype=np.int64)
+        value = np.empty(0)
+        declared = np.empty(0, dtype=bool)
+    return ok, wall, rec, tag_start, tag_len, step[rec], wall[rec], value, declared
 
 
 def _tag_ids(b: _Bytes, tag_start: np.ndarray, tag_len: np.ndarray) -> tuple[np.ndarray, list]:
@@ -620,18 +663,25 @@ class EventParser:
         if n == 0:
             return 0
         b = _Bytes(buf) if data is None else data
-        ok, tag_start, tag_len, steps, walls, values, declared = _decode_scalar_events(
-            b, starts, lengths
+        ok, rec_walls, prec, tag_start, tag_len, steps, walls, values, declared = (
+            _decode_scalar_events(b, starts, lengths)
         )
-        tag_ids = np.full(n, -1, dtype=np.int64)
+        tag_ids = np.empty(0, dtype=np.int64)
         tag_names: list[str] = []
-        fast = np.flatnonzero(ok)
-        if fast.size:
-            ids, tag_names = _tag_ids(b, tag_start[fast], tag_len[fast])
-            tag_ids[fast] = ids
-            ok[fast[ids < 0]] = False  # a hash collision: let the protobuf parser sort it out
-            fast = fast[ids >= 0]
-            for i in np.unique(tag_ids[fast[declared[fast]]]).tolist():
+        if len(prec):
+            tag_ids, tag_names = _tag_ids(b, tag_start, tag_len)
+            if (tag_ids < 0).any():  # a hash collision: let the protobuf parser sort it out
+                ok[prec[tag_ids < 0]] = False
+            keep = ok[prec]
+            prec, tag_ids, steps, walls, values, declared = (
+                prec[keep],
+                tag_ids[keep],
+                steps[keep],
+                walls[keep],
+                values[keep],
+                declared[keep],
+            )
+            for i in np.unique(tag_ids[declared]).tolist():
                 run.plugins[tag_names[i]] = "scalars"
         # Records of any other shape: the protobuf parser, one at a time.
         bad = 0
@@ -664,26 +714,36 @@ class EventParser:
                 slow_walls.append(wall)
                 slow_values.append(value)
         plugins = run.plugins
+        fast = np.flatnonzero(ok)
         if fast.size:
-            wall_lo = min(wall_lo, float(walls[fast].min()))
-            wall_hi = max(wall_hi, float(walls[fast].max()))
-            # A fast record carries no metadata of its own: trust what earlier events declared.
+            wall_lo = min(wall_lo, float(rec_walls[fast].min()))
+            wall_hi = max(wall_hi, float(rec_walls[fast].max()))
+        if len(prec):
+            # A value without metadata of its own: trust what earlier events declared.
             foreign = [i for i, t in enumerate(tag_names) if plugins.get(t, "scalars") != "scalars"]
             if foreign:
-                fast = fast[~np.isin(tag_ids[fast], foreign)]
+                keep = ~np.isin(tag_ids, foreign)
+                prec, tag_ids, steps, walls, values = (
+                    prec[keep],
+                    tag_ids[keep],
+                    steps[keep],
+                    walls[keep],
+                    values[keep],
+                )
         run.events += n - bad
         if np.isfinite(wall_lo):
             if run.first_wall_time is None or wall_lo < run.first_wall_time:
                 run.first_wall_time = wall_lo
             if run.last_wall_time is None or wall_hi > run.last_wall_time:
                 run.last_wall_time = wall_hi
-        rec = np.concatenate([fast, np.array(slow_idx, dtype=np.int64)])
+        # Points in the order they were written (values of one event keep their order).
+        rec = np.concatenate([prec, np.array(slow_idx, dtype=np.int64)])
         order = np.argsort(rec, kind="stable")
         rec = rec[order]
-        tid = np.concatenate([tag_ids[fast], np.array(slow_tags, dtype=np.int64)])[order]
-        stp = np.concatenate([steps[fast], np.array(slow_steps, dtype=np.int64)])[order]
-        wal = np.concatenate([walls[fast], np.array(slow_walls, dtype=np.float64)])[order]
-        val = np.concatenate([values[fast], np.array(slow_values, dtype=np.float64)])[order]
+        tid = np.concatenate([tag_ids, np.array(slow_tags, dtype=np.int64)])[order]
+        stp = np.concatenate([steps, np.array(slow_steps, dtype=np.int64)])[order]
+        wal = np.concatenate([walls, np.array(slow_walls, dtype=np.float64)])[order]
+        val = np.concatenate([values, np.array(slow_values, dtype=np.float64)])[order]
         lo = 0
         segments: list[tuple[int, int | None]] = [*starts_log, (n, None)]
         for index, restart in segments:

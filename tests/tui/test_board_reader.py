@@ -121,6 +121,25 @@ def test_vectorised_decode_agrees_with_protobuf(tmp_path: Path) -> None:
     iv.tensor.dtype = 9
     iv.tensor.int64_val.append(42)
     events.append(event_pb2.Event(wall_time=2e9, step=8, summary=summary_pb2.Summary(value=[iv])))
+    # A whole step's scalars in one event (the training loop's layout), and one such event with
+    # an int64 tensor among them (the whole record then goes through protobuf).
+    for i in range(50):
+        values = [
+            summary_pb2.Summary.Value(tag=f"t{k}", simple_value=float(i * k)) for k in range(7)
+        ]
+        events.append(
+            event_pb2.Event(
+                wall_time=3e9 + i, step=100 + i, summary=summary_pb2.Summary(value=values)
+            )
+        )
+    mixed = [
+        summary_pb2.Summary.Value(tag="t0", simple_value=-1.0),
+        iv,
+        summary_pb2.Summary.Value(tag="t1", simple_value=-2.0),
+    ]
+    events.append(
+        event_pb2.Event(wall_time=4e9, step=500, summary=summary_pb2.Summary(value=mixed))
+    )
     records = [e.SerializeToString() for e in events]
     fast = ev.RunState("fast", tmp_path)
     ev.EventParser().feed(fast, records)
@@ -136,7 +155,15 @@ def test_vectorised_decode_agrees_with_protobuf(tmp_path: Path) -> None:
         assert fast.series[tag].steps.tolist() == series.steps.tolist(), tag
         np.testing.assert_array_equal(fast.series[tag].values, series.values)
     assert fast.series["count"].latest[2] == 42.0
+    assert fast.series["t6"].latest == (149, 3e9 + 49, 6.0 * 49)
+    assert fast.series["t1"].latest[:1] == (500,) and fast.series["t1"].latest[2] == -2.0
     assert fast.events == len(records)
+    # Nearly every record took the vectorised path.
+    b = ev._Bytes(b"".join(records))  # noqa: SLF001
+    lengths = np.array([len(r) for r in records])
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    ok = ev._decode_scalar_events(b, starts, lengths)[0]  # noqa: SLF001
+    assert ok.sum() == len(records) - 2  # all but the int64 event and the mixed one
 
 
 def test_non_scalar_plugins_are_ignored(tmp_path: Path) -> None:
