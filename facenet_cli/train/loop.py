@@ -563,6 +563,7 @@ class Trainer:
     def end_epoch(self) -> None:
         self.state.set_epoch(self.epoch + 1)
         self.summaries.scalars({events.EPOCH: self.epoch}, self.step)
+        self.reporter.epoch(self.epoch, 0)
         self.evaluate()
         self.save()
 
