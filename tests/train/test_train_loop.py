@@ -264,3 +264,18 @@ def test_unreadable_images_are_reported_once_and_skipped(tmp_path):
     result = run_train(config, rec)
     assert result.step == 4
     assert len(rec.warnings) == 1 and str(bad) in rec.warnings[0]
+
+
+def test_rounds_without_triplets_are_logged_and_resampled(tiny, tmp_path, monkeypatch):
+    from facenet_cli.errors import FacenetError
+    from facenet_cli.train import loop
+
+    # Semi-hard with a zero margin admits nothing (d(a,p) < d(a,n) < d(a,p)): every round is
+    # empty, each is reported, and the run stops with a clear message instead of spinning.
+    monkeypatch.setattr(loop, "MAX_EMPTY_ROUNDS", 3)
+    rec = Recorder()
+    config = tiny_config(tiny, tmp_path, alpha=0.0, triplet_selection="semi-hard")
+    with pytest.raises(FacenetError, match="no triplets in 3 selection rounds"):
+        loop.run_train(config, rec)
+    assert sum("no triplets among" in m for m in rec.messages) == 3
+    assert rec.steps == []
