@@ -178,6 +178,10 @@ class ChunkAligner:
         # the detection of the next chunk.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="align-write")
 
+    def close(self) -> None:
+        """Finish pending writes and stop the writer thread."""
+        self._writer.shutdown(wait=True)
+
     def chunks(self, tasks: Iterator[ChunkTask | None]) -> Iterator[tuple[ChunkTask, list[Record]]]:
         """Align chunks; yield each with its records once all of its crops are on disk."""
         previous: tuple[ChunkTask, list[Record], list[Future[None]]] | None = None
@@ -632,8 +636,11 @@ def _run_inline(config: AlignConfig, tasks: list[ChunkTask], tmp_tag: str, repor
 
     configure_tensorflow(_cpu_count(), config.gpu_memory_fraction)
     aligner = ChunkAligner(config, tmp_tag)
-    for _task, records in aligner.chunks(iter(tasks)):
-        report(records)
+    try:
+        for _task, records in aligner.chunks(iter(tasks)):
+            report(records)
+    finally:
+        aligner.close()
 
 
 def _run_pool(
