@@ -56,6 +56,16 @@ def list_images(folder: Path) -> list[Path]:
     return out
 
 
+def _is_visible_dir(entry: os.DirEntry[str]) -> bool:
+    """A class folder candidate; an entry that cannot be followed (a symlink loop) is not."""
+    if entry.name.startswith("."):
+        return False
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
 def get_dataset(
     roots: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     min_images_per_class: int = 0,
@@ -77,8 +87,7 @@ def get_dataset(
             raise InputError(f"{root}: not a directory")
         try:
             class_dirs = sorted(
-                (e for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".")),
-                key=lambda e: e.name,
+                (e for e in os.scandir(root) if _is_visible_dir(e)), key=lambda e: e.name
             )
         except OSError as exc:
             raise InputError(f"{root}: cannot list directory ({exc.strerror})") from None
