@@ -120,11 +120,11 @@ def resolve_config(config: TrainConfig, reporter: Reporter) -> TrainConfig:
 
 
 def check_config(config: TrainConfig) -> None:
-    """Reject settings that would fail later with an obscure error.
+    """Reject settings that would fail later with an obscure error (before any data is read).
 
     Raises:
-        InputError: a batch size that is no multiple of 3, an unknown option value, a missing
-            schedule file or pairs file.
+        InputError: a batch size that is no multiple of 3, an unknown option value or model,
+            a missing schedule file.
     """
     if config.batch_size % 3 != 0:
         raise InputError(
@@ -146,6 +146,25 @@ def check_config(config: TrainConfig) -> None:
         raise InputError("--learning-rate <= 0 needs --learning-rate-schedule-file")
     if config.strategy not in ("auto", "one"):
         raise InputError(f"--strategy {config.strategy}: only 'auto' and 'one' are supported")
+    from facenet_cli.train.optimizers import OPTIMIZERS
+
+    if config.optimizer.strip().upper() not in OPTIMIZERS:
+        raise InputError(f"--optimizer {config.optimizer}: choose {', '.join(OPTIMIZERS)}")
+    if config.model_def is not None:
+        from facenet_cli.models.registry import resolve_model_def
+
+        resolve_model_def(config.model_def)  # an unknown model fails before any run directory
+    if config.learning_rate_schedule_file is not None and config.learning_rate <= 0:
+        if not Path(config.learning_rate_schedule_file).is_file():
+            raise InputError(f"{config.learning_rate_schedule_file}: schedule file not found")
+
+
+def check_paths(config: TrainConfig) -> None:
+    """Evaluation data named on the command line must exist.
+
+    Raises:
+        InputError: a missing ``--lfw-dir`` or pairs file.
+    """
     if config.lfw_dir is not None:
         if not Path(config.lfw_dir).is_dir():
             raise InputError(f"{config.lfw_dir}: --lfw-dir is not a directory")
@@ -777,8 +796,11 @@ def run_train(config: TrainConfig, reporter: Reporter | None = None) -> RunResul
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     trainer: Trainer | None = None
     try:
+        if config.resume is None:
+            check_config(config)
         config = resolve_config(config, reporter)
         check_config(config)
+        check_paths(config)
         trainer = Trainer(config, reporter)
         trainer.setup()
         reporter.start(
