@@ -93,10 +93,15 @@ class Journal:
                     "(use --shard I/N to split a dataset between runs)"
                 ) from None
             good_end = self._read(fd)
-            os.ftruncate(fd, good_end)
-            os.lseek(fd, 0, os.SEEK_END)
-            if good_end == 0:
-                os.write(fd, header.encode())
+            try:
+                os.ftruncate(fd, good_end)
+                os.lseek(fd, 0, os.SEEK_END)
+                if good_end == 0:
+                    os.write(fd, header.encode())
+            except OSError as exc:
+                raise StorageError(
+                    f"{self.path}: cannot write the journal ({exc.strerror})"
+                ) from None
         except BaseException:
             os.close(fd)
             raise
