@@ -180,7 +180,7 @@ class ChunkAligner:
 
     def close(self) -> None:
         """Finish pending writes and stop the writer thread."""
-        self._writer.shutdown(wait=True)
+        self._writer.shutdown(wait=True, cancel_futures=True)
 
     def chunks(self, tasks: Iterator[ChunkTask | None]) -> Iterator[tuple[ChunkTask, list[Record]]]:
         """Align chunks; yield each with its records once all of its crops are on disk."""
