@@ -1,7 +1,10 @@
 """TensorFlow-free event-file knowledge shared by ``train`` (writer) and ``board`` (reader).
 
-The scalar tag names live here, once. This module must never import TensorFlow or Keras:
-the dashboard imports it.
+The scalar tag names live here, once, followed by the reader the dashboard uses: TFRecord
+framing read from a remembered offset with both CRCs checked (google-crc32c), events decoded
+with TensorBoard's protobuf classes or, for the common scalar layouts, all at once with NumPy.
+Run markers: ``train`` writes ``<logdir>/<run>/FINISHED`` or ``FAILED`` (first line: the
+reason) when a run ends. This module must never import TensorFlow or Keras.
 """
 
 from __future__ import annotations

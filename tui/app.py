@@ -1,4 +1,4 @@
-"""The facenet board Textual app: runs on the left of your attention, charts below.
+"""The facenet board Textual app: a run list on top, the selected run's charts below.
 
 A polling thread reads new bytes from every event file (``facenet_cli.events.LogdirReader``)
 and posts a small message when runs changed; the UI copies out the points it draws under the
