@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from facenet_cli import events as ev
+from facenet_cli.config import default_models_dir
 
 STALL_AFTER_S = 300.0
 """A run with no new event for this long (and no marker) is ``stalled``..."""
@@ -114,16 +115,21 @@ def steps_per_second(run: ev.RunState) -> float | None:
 def total_steps(run: ev.RunState) -> int | None:
     """The run's planned number of steps.
 
-    From the ``progress/total_steps`` scalar when train logs it, else from a ``config.toml`` in
-    the run directory (``max_steps`` or ``max_nrof_epochs * epoch_size``).
+    From the ``progress/total_steps`` scalar when train logs it, else from the run's
+    ``config.toml`` (``max_steps`` or ``max_nrof_epochs * epoch_size``) in the log directory's
+    run folder or in the default models directory's folder of the same name.
     """
     series = run.series.get(ev.TOTAL_STEPS)
     if series is not None and series.latest is not None and series.latest[2] > 0:
         return int(series.latest[2])
-    path = run.path / "config.toml"
-    try:
-        config = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+    # train saves its config next to the checkpoints, under the same run name.
+    for path in (run.path / "config.toml", default_models_dir() / run.name / "config.toml"):
+        try:
+            config = tomllib.loads(path.read_text())
+            break
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+            continue
+    else:
         return None
     if isinstance(config.get("max_steps"), int) and config["max_steps"] > 0:
         return int(config["max_steps"])

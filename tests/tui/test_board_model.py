@@ -117,6 +117,12 @@ def test_eta_from_total_steps_tag_or_config(tmp_path: Path) -> None:
     assert model.summarize(other, NOW).total_steps == 300
     (tmp_path / "b" / "config.toml").write_text("max_steps = 150\nmax_nrof_epochs = 3\n")
     assert model.summarize(other, NOW).eta_s == pytest.approx(10.0)
+    # train keeps config.toml beside the checkpoints: <models>/<run>/config.toml
+    third = _run(tmp_path, "c", {ev.LOSS: [1.0] * 11}, interval=2.0)
+    models = Path(os.environ["FACENET_MODELS"]) / "c"
+    models.mkdir(parents=True, exist_ok=True)
+    (models / "config.toml").write_text("max_nrof_epochs = 2\nepoch_size = 1000\n")
+    assert model.summarize(third, NOW).total_steps == 2000
 
 
 def _ema_reference(values: np.ndarray, weight: float) -> np.ndarray:
