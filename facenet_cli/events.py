@@ -92,6 +92,8 @@ FAILED_MARKER = "FAILED"
 """File ``<logdir>/<run>/FAILED`` written by ``train`` when a run stops on an error; its first
 line (optional) is the reason shown by the board."""
 
+READ_CHUNK = 64 * 2**20
+"""Bytes read from a file at a time (a large log is read in pieces, not all at once)."""
 DEFAULT_POINT_CAP = 1_000_000
 """Points kept per tag before the reader starts thinning that tag (and says so)."""
 
@@ -885,6 +887,7 @@ class LogdirReader:
         self.runs: dict[str, RunState] = {}
         self.lock = threading.RLock()
         self.rescan_interval = rescan_interval
+        self.read_chunk = READ_CHUNK
         self._parser = EventParser(cap)
         self._last_scan = -float("inf")
 
@@ -972,19 +975,35 @@ class LogdirReader:
             if st.st_size == cursor.offset:
                 changed = True
                 continue
-            with open(cursor.path, "rb") as fh:
-                fh.seek(cursor.offset)
-                buf = fh.read(st.st_size - cursor.offset)
-            scan = split_records(buf, resyncing=cursor.resyncing)
-            cursor.offset += scan.consumed
             cursor.size = st.st_size
-            cursor.resyncing = scan.resyncing
-            run.corrupt_records += scan.corrupt
-            if len(scan.starts):
-                run.corrupt_records += self._parser.feed_scan(run, buf, scan.starts, scan.lengths)
-            changed = changed or bool(len(scan.starts)) or scan.corrupt > 0
+            changed = self._read_file(run, cursor) or changed
         if changed:
             run.version += 1
+        return changed
+
+    def _read_file(self, run: RunState, cursor: FileCursor) -> bool:
+        """Read ``cursor``'s file from its offset to its known size, a bounded chunk at a time."""
+        changed = False
+        chunk = self.read_chunk
+        with open(cursor.path, "rb") as fh:
+            while cursor.offset < cursor.size:
+                fh.seek(cursor.offset)
+                buf = fh.read(min(chunk, cursor.size - cursor.offset))
+                if not buf:
+                    break
+                scan = split_records(buf, resyncing=cursor.resyncing)
+                cursor.offset += scan.consumed
+                cursor.resyncing = scan.resyncing
+                run.corrupt_records += scan.corrupt
+                if len(scan.starts):
+                    run.corrupt_records += self._parser.feed_scan(
+                        run, buf, scan.starts, scan.lengths, scan.data
+                    )
+                changed = changed or bool(len(scan.starts)) or scan.corrupt > 0
+                if cursor.offset + len(buf) - scan.consumed >= cursor.size:
+                    break  # what is left is a record still being written
+                if not scan.consumed:
+                    chunk *= 2  # one record larger than the chunk
         return changed
 
 

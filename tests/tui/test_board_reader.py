@@ -349,3 +349,19 @@ def test_file_mtime_and_wall_times_are_tracked(tmp_path: Path) -> None:
     run = reader.runs["r"]
     assert (run.last_wall_time, run.last_write) == (1.6e9, 1.7e9)
     assert run.first_wall_time == 1.0e9  # the file_version event
+
+
+def test_large_files_are_read_in_chunks(tmp_path: Path) -> None:
+    log = EventLog(event_file(tmp_path / "r"))
+    for step in range(300):
+        log.scalar("loss", float(step), step)
+    big = summary_pb2.Summary.Value(tag="blob", simple_value=1.0)
+    big.metadata.summary_description = "x" * 5000  # one record larger than the chunk
+    log.event(event_pb2.Event(wall_time=1e9, step=300, summary=summary_pb2.Summary(value=[big])))
+    log.scalar("loss", 7.0, 301)
+    reader = ev.LogdirReader(tmp_path)
+    reader.read_chunk = 1000
+    _poll(reader)
+    assert len(reader.runs["r"].series["loss"]) == 301
+    assert reader.runs["r"].series["blob"].latest[0] == 300
+    assert reader.runs["r"].corrupt_records == 0
