@@ -102,9 +102,10 @@ def list_inputs(input_dir: Path, output_dir: Path) -> list[AlignInput]:
     if not input_dir.is_dir():
         raise InputError(f"{input_dir}: input directory not found")
     try:
-        classes = sorted(e.name for e in os.scandir(input_dir) if e.is_dir() and e.name[0] != ".")
+        entries = list(os.scandir(input_dir))
     except OSError as exc:
         raise InputError(f"{input_dir}: cannot list directory ({exc.strerror})") from None
+    classes = sorted(e.name for e in entries if e.name[0] != "." and _is_dir(e))
     if not classes:
         raise InputError(f"{input_dir}: no class sub-folders (expected <root>/<identity>/<image>)")
     out: list[AlignInput] = []
@@ -127,6 +128,14 @@ def list_inputs(input_dir: Path, output_dir: Path) -> list[AlignInput]:
     if not out:
         raise InputError(f"{input_dir}: no images found in {len(classes)} class folders")
     return out
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    """``entry.is_dir()``, false for entries that cannot be resolved (a symlink loop)."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 def _signature(path: Path) -> str:

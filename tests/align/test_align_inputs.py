@@ -171,3 +171,15 @@ def test_shards_split_one_dataset_without_overlap(tmp_path: Path, face) -> None:
         lines += (out / f"bounding_boxes_shard{i}of2.txt").read_text().splitlines()
     assert len(lines) == len(set(lines)) == 9
     assert len(list((out / "good").glob("*.png"))) == 9
+
+
+def test_symlink_loops_do_not_break_the_listing(tmp_path: Path, face) -> None:
+    src = tmp_path / "in"
+    write_good_inputs(src / "good", face[0])
+    os.symlink(src / "loop", src / "loop")  # a class entry that loops on itself
+    os.symlink(src, src / "parent")  # a class folder linking to its parent
+    os.symlink(src / "good" / "self.jpg", src / "good" / "self.jpg")
+    rels = [i.rel for i in list_inputs(src, tmp_path / "out")]
+    assert "good/a_jpeg.jpg" in rels and "good/self.jpg" in rels
+    with pytest.raises(DecodeError, match="unreadable"):
+        decode(src / "good" / "self.jpg")
