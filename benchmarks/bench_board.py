@@ -36,6 +36,8 @@ from pathlib import Path
 from benchmarks.harness import Comparison, compare
 
 RUNS, TAGS = 10, 10
+# EventAccumulator loads TensorFlow when it is installed: keep its start-up chatter quiet.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 class _Budget(Comparison):
