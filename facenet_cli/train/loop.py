@@ -416,6 +416,7 @@ class Trainer:
             config.keep_checkpoints, rng,
         )  # fmt: skip
         self.resumed_from = self.state.restore_latest() if config.resume is not None else None
+        self.saved_step = self.step if self.resumed_from is not None else -1
         if config.resume is None and config.pretrained_model is not None:
             self._load_pretrained(Path(config.pretrained_model))
         from facenet_cli.train.summaries import Summaries
@@ -588,12 +589,15 @@ class Trainer:
 
     def save(self) -> None:
         """Checkpoint at the current step, never over-writing good weights with broken ones."""
+        if self.saved_step == self.step:
+            return
         start = time.perf_counter()
         if not all(np.isfinite(w).all() for w in self.graph.model.get_weights()):
             last = ckpt.latest_checkpoint(self.model_dir)
             kept = f"; the last good checkpoint is {last}" if last else ""
             raise TrainingDiverged(f"weights became NaN or infinite by step {self.step}{kept}")
         self.state.save()
+        self.saved_step = self.step
         self.last_save = time.monotonic()
         self.summaries.scalars({events.TIME_SAVE_VARIABLES: time.perf_counter() - start},
                                self.step)  # fmt: skip
