@@ -97,6 +97,7 @@ class MtcnnDetector:
         thresholds: P-Net, R-Net, O-Net score thresholds.
         factor: pyramid scale factor.
         max_canvas_pixels: area of one PNet mosaic canvas (bounds activation memory).
+        max_batch_pixels: image area detected together (bounds the float image copies).
     """
 
     NMS_PNET_SCALE = 0.5
@@ -110,6 +111,7 @@ class MtcnnDetector:
         thresholds: Sequence[float] = (0.6, 0.7, 0.7),
         factor: float = 0.709,
         max_canvas_pixels: int = 2_000_000,
+        max_batch_pixels: int = 24_000_000,
     ) -> None:
         tf = import_tensorflow()
 
@@ -117,6 +119,7 @@ class MtcnnDetector:
         self.thresholds = tuple(float(t) for t in thresholds)
         self.factor = float(factor)
         self.max_canvas_pixels = int(max_canvas_pixels)
+        self.max_batch_pixels = int(max_batch_pixels)
         self._tf = tf
         pnet, rnet, onet = _load_networks()
         spec = tf.TensorSpec([None, None, None, 3], tf.float32)
@@ -133,9 +136,27 @@ class MtcnnDetector:
     # ------------------------------------------------------------------------------ stages
 
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
-        """Detect faces in a batch of ``uint8`` RGB ``(H, W, 3)`` images of any sizes."""
-        if not images:
-            return []
+        """Detect faces in a batch of ``uint8`` RGB ``(H, W, 3)`` images of any sizes.
+
+        Large photos are taken in consecutive groups of at most ``max_batch_pixels`` pixels, so
+        the float copies stay bounded; the grouping depends only on the image sizes, so a batch
+        always gives the same boxes.
+        """
+        out: list[Detections] = []
+        group: list[np.ndarray] = []
+        pixels = 0
+        for im in images:
+            size = int(im.shape[0]) * int(im.shape[1])
+            if group and pixels + size > self.max_batch_pixels:
+                out += self._detect_group(group)
+                group, pixels = [], 0
+            group.append(im)
+            pixels += size
+        if group:
+            out += self._detect_group(group)
+        return out
+
+    def _detect_group(self, images: Sequence[np.ndarray]) -> list[Detections]:
         tf = self._tf
         norm = [tf.constant((np.asarray(im, np.float32) - 127.5) / 128.0) for im in images]
         cands = self._stage_pnet(norm)

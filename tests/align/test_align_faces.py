@@ -196,3 +196,13 @@ def test_a_changed_input_is_aligned_again(tmp_path: Path) -> None:
     assert (again.skipped, again.processed, again.faces) == (1, 1, 1)
     assert not (tmp_path / "out" / "a" / "a_0002.png").exists()
     assert "a_0002.jpg\tno face found" in (tmp_path / "out" / "failures.txt").read_text()
+
+
+def test_large_batches_are_split_without_changing_the_boxes(detector) -> None:
+    from facenet_cli.align.detector import MtcnnDetector
+
+    images = [place(hw, [face])[0] for hw, face in PLACEMENTS[:3]]
+    small_groups = MtcnnDetector(max_batch_pixels=200_000)  # one image per group here
+    for a, b in zip(detector.detect(images), small_groups.detect(images), strict=True):
+        assert len(a) == len(b) == 1
+        assert np.allclose(a.boxes, b.boxes, atol=0.05)
