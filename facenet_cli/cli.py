@@ -498,7 +498,12 @@ def board(
 def demo(
     ctx: typer.Context,
     minutes: Annotated[
-        float, typer.Option(min=0.1, help="Training time budget.")
+        float,
+        typer.Option(
+            min=0.1,
+            help="Training length: the steps a busy 2-core CPU trains in this many minutes "
+            "(120 a minute; a faster machine finishes sooner).",
+        ),
     ] = _DEMO.minutes,
     out: Annotated[
         Path | None, typer.Option(help="Working folder. Default: ~/.cache/facenet/demo.")

@@ -15,6 +15,7 @@ from facenet_cli.config import AlignConfig, DemoConfig, TrainConfig, ValidateCon
 from facenet_cli.demo import (
     EPOCH_SIZE,
     TRAIN_IMAGE_SIZE,
+    TRAIN_OPTIONS,
     DemoCommand,
     command_config,
     make_plan,
@@ -45,7 +46,11 @@ def test_dry_run_prints_the_four_commands_and_writes_nothing(tmp_path: Path) -> 
     assert train.lfw_dir == out / "aligned" / "test"
     assert train.lfw_pairs == out / "pairs.txt"
     assert train.models_base_dir == out / "models" and train.logs_base_dir == out / "logs"
-    assert (train.model_def, train.image_size, train.seed) == ("small", TRAIN_IMAGE_SIZE, 7)
+    assert (train.model_def, train.image_size, train.seed) == (
+        TRAIN_OPTIONS["model_def"],
+        TRAIN_IMAGE_SIZE,
+        7,
+    )
     assert train.epoch_size == EPOCH_SIZE
     assert train.max_nrof_epochs == training_epochs(DemoConfig().minutes)
     validate = command_config(commands[3], ValidateConfig)
@@ -75,6 +80,18 @@ def test_raw_pixel_embeddings_are_standardised_unit_vectors() -> None:
     assert np.all(np.isfinite(emb)) and np.allclose(emb[3], 0.0)
     # Brightness and contrast changes do not move a standardised image.
     np.testing.assert_allclose(raw_pixel_embeddings(images * 0.5 + 40.0), emb[:3], atol=1e-5)
+
+
+def test_demo_model_sees_the_whole_crop_at_half_resolution() -> None:
+    from facenet_cli.models.registry import create_model
+
+    model = create_model(TRAIN_OPTIONS["model_def"], embedding_size=8, image_size=64)
+    images = np.random.default_rng(0).normal(size=(2, 64, 64, 3)).astype(np.float32)
+    out = np.asarray(model(images, training=False))
+    assert out.shape == (2, 8) and np.all(np.isfinite(out))
+    # The body is the registered small model built for the halved input.
+    body = model.layers[-1]
+    assert body.name == "small" and tuple(body.inputs[0].shape[1:3]) == (32, 32)
 
 
 @pytest.mark.slow
