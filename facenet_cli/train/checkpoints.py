@@ -242,13 +242,28 @@ class TrainingState:
         self.rng_state.assign(encode_rng_state(self.rng))
         return self.manager.save(checkpoint_number=int(self.step.numpy()))
 
-    def restore_latest(self) -> str | None:
-        """Restore the newest checkpoint (all of it); returns its prefix, or None."""
-        path = self.manager.latest_checkpoint
-        if path is None:
-            return None
-        self.checkpoint.restore(path).assert_existing_objects_matched()
-        self.rng = decode_rng_state(self.rng_state.numpy().decode())
-        self.current_step = int(self.step.numpy())
-        self.current_epoch = int(self.epoch.numpy())
-        return path
+    def restore_latest(self, warn: Any = None) -> str | None:
+        """Restore the newest readable checkpoint (all of it); returns its prefix, or None.
+
+        A damaged newest checkpoint (a run killed while writing it, a truncated copy) is
+        skipped for the one before it; ``warn(message)`` is told which and why.
+        """
+        import tensorflow as tf
+
+        for path in reversed(self.manager.checkpoints):
+            try:
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+            # A truncated file fails in TensorFlow's reader (OpError) or in its Python
+            # wrappers (IndexError "Read less bytes than requested", ValueError).
+            except (tf.errors.OpError, ValueError, AssertionError, IndexError, KeyError) as exc:
+                reason = " ".join(str(getattr(exc, "message", exc)).split())[:160]
+                if warn is not None:
+                    warn(f"{path}: damaged checkpoint skipped ({reason})")
+                continue
+            self.rng = decode_rng_state(self.rng_state.numpy().decode())
+            self.current_step = int(self.step.numpy())
+            self.current_epoch = int(self.epoch.numpy())
+            return path
+        if self.manager.checkpoints:
+            raise InputError(f"{self.manager.directory}: no readable checkpoint to resume from")
+        return None

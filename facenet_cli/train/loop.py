@@ -415,7 +415,9 @@ class Trainer:
             self.graph.model, self.graph.ema_model, self.graph.optimizer, self.model_dir,
             config.keep_checkpoints, rng,
         )  # fmt: skip
-        self.resumed_from = self.state.restore_latest() if config.resume is not None else None
+        self.resumed_from = (
+            self.state.restore_latest(self.reporter.warning) if config.resume is not None else None
+        )
         self.saved_step = self.step if self.resumed_from is not None else -1
         if config.resume is None and config.pretrained_model is not None:
             self._load_pretrained(Path(config.pretrained_model))
