@@ -7,6 +7,7 @@ Heavy modules (TensorFlow, the detector, Textual) are imported inside each comma
 from __future__ import annotations
 
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -80,8 +81,22 @@ class FacenetGroup(TyperGroup):
             _report(exc, f"{where}{exc.strerror or exc}")
             ctx.exit(EXIT_IO)
         except Exception as exc:  # noqa: BLE001 - the last line of defence for users
+            if _DISK_FULL in str(exc):
+                # TensorFlow's own writers (checkpoints, SavedModel) fail with an OpError, not
+                # OSError; a full disk is still a write failure, and the path is in the message.
+                _report(exc, _op_error_line(str(exc)))
+                ctx.exit(EXIT_IO)
             _report(exc, f"internal error: {type(exc).__name__}: {_one_line(str(exc))}")
             ctx.exit(EXIT_ERROR)
+
+
+_DISK_FULL = "No space left on device"
+
+
+def _op_error_line(text: str) -> str:
+    """A TensorFlow OpError message without its ``{{function_node ...}}`` and ``[Op:X]`` parts."""
+    text = re.sub(r"\{\{.*?\}\}\s*", "", text, flags=re.S)
+    return _one_line(re.sub(r"\s*\[Op:\w+\]", "", text))
 
 
 def _report(exc: BaseException, message: str) -> None:

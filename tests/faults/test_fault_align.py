@@ -141,3 +141,34 @@ def test_disk_full_then_space_freed(dataset: dict, tmp_path: Path) -> None:
         done = run(cli(*args))
         assert done.returncode == 0, done.stderr[-3000:]
         assert_same_as_reference(out, dataset["reference"])
+
+
+# ------------------------------------------------------------------------------ bad inputs
+
+
+@pytest.mark.slow
+def test_align_records_every_bad_image_and_carries_on(tmp_path: Path) -> None:
+    import shutil
+
+    from tests.data.bad.make_bad_inputs import UNDECODABLE, make_bad_inputs
+
+    corpus = make_bad_inputs(tmp_path / "bad")
+    src = tmp_path / "src dir ü"
+    shutil.copytree(corpus.images, src, symlinks=True)
+    assert corpus.odd_paths is not None
+    for cls in corpus.odd_paths.iterdir():
+        shutil.copytree(cls, src / cls.name)
+    out = tmp_path / "out"
+    done = run(cli("align", src, out, "--workers", "1", "--image-size", "32"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr + done.stdout
+    failures = dict(line.split("\t", 1) for line in (out / "failures.txt").read_text().splitlines())
+    for kind in UNDECODABLE:
+        path = str(src / kind / corpus.image_files[kind].name)
+        assert path in failures, kind
+        assert "no face" not in failures[path], (kind, failures[path])
+    # Every input is accounted for once: in the failures file or the box file.
+    boxes = (out / "bounding_boxes.txt").read_text().splitlines()
+    inputs = [p for p in src.rglob("*") if p.suffix.lower() in {".jpg", ".png"}]
+    assert len(failures) + len(boxes) >= len(inputs)
+    assert not [p for p in out.rglob(".*.tmp")]

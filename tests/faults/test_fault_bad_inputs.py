@@ -352,3 +352,13 @@ def test_subprocess_output_is_one_line_for_an_input_error(corpus: BadInputs,
     line = assert_one_line_error(done, EXIT_BAD_INPUT, corpus.loops)
     assert done.stderr.strip() == line
     assert isinstance(done, subprocess.CompletedProcess)
+
+
+@pytest.mark.slow
+def test_train_over_bad_images_skips_them(corpus: BadInputs, good: Path, tmp_path: Path) -> None:
+    code, out = invoke(*_train(f"{good}:{corpus.images}", tmp_path, "--model-def", "small"))
+    assert "Traceback" not in out
+    if code == 0:
+        assert "warning" in out.lower(), out[-2000:]
+    else:
+        assert_one_line_error((code, out), EXIT_BAD_INPUT)

@@ -288,6 +288,7 @@ def test_disk_full_during_training_keeps_the_last_checkpoint(
             full_text, _ = proc.communicate(timeout=SLOW_START_S)
             code = proc.returncode
         line = assert_one_line_error((code, full_text), EXIT_IO)
+        print(f"disk full ({'tmpfs' if fs else 'injected'}): {line}")  # shown by pytest -rP
         assert "No space left on device" in line or "space" in line.lower(), line
         (run_dir,) = models.iterdir()
         kept = recorded_step(run_dir)
