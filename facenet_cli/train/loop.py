@@ -84,6 +84,10 @@ def resolve_config(config: TrainConfig, reporter: Reporter) -> TrainConfig:
     if config.resume is not None:
         model_dir = ckpt.resolve_run_dir(config.resume, config.models_base_dir)
         saved = ckpt.read_config(model_dir)
+        if saved.data_dir is None or saved.model_def is None:
+            raise InputError(
+                f"{model_dir / ckpt.CONFIG_NAME}: names no data_dir and model_def to resume with"
+            )
         defaults = TrainConfig()
         # The run's own settings win; only how long to run may be changed on resume.
         overrides = {
@@ -163,13 +167,16 @@ def check_paths(config: TrainConfig) -> None:
     """Evaluation data named on the command line must exist.
 
     Raises:
-        InputError: a missing ``--lfw-dir`` or pairs file.
+        InputError: a missing ``--lfw-dir``, a missing or malformed pairs file.
     """
     if config.lfw_dir is not None:
         if not Path(config.lfw_dir).is_dir():
             raise InputError(f"{config.lfw_dir}: --lfw-dir is not a directory")
         if config.lfw_pairs is None or not Path(config.lfw_pairs).is_file():
             raise InputError(f"{config.lfw_pairs}: pairs file not found (--lfw-pairs)")
+        from facenet_cli.data.pairs import read_pairs
+
+        read_pairs(config.lfw_pairs)  # a malformed line fails now, not after the first epoch
 
 
 def load_training_classes(config: TrainConfig, reporter: Reporter) -> list[ImageClass]:
@@ -183,7 +190,7 @@ def load_training_classes(config: TrainConfig, reporter: Reporter) -> list[Image
     usable = [c for c in classes if len(c) >= 2]
     dropped = len(classes) - len(usable)
     if dropped:
-        reporter.message(
+        reporter.warning(
             f"dropped {dropped} of {len(classes)} classes with a single image "
             "(they cannot form anchor-positive pairs)"
         )

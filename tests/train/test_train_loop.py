@@ -117,7 +117,7 @@ def test_run_writes_events_checkpoints_export_and_resumes(tiny, tmp_path):
                          lfw_nrof_folds=2, max_steps=5, max_nrof_epochs=3)  # fmt: skip
     result = run_train(config, rec)
     assert result.step == 5 and result.epoch == 1
-    assert any("dropped 1 of 7 classes" in m for m in rec.messages)
+    assert any("dropped 1 of 7 classes" in m for m in rec.warnings)
     assert [s.step for s in rec.steps] == [1, 2, 3, 4, 5]
     assert all(np.isfinite(s.loss) for s in rec.steps)
     # One evaluation after epoch 0 (step 3); max_steps stops mid-epoch 1.
