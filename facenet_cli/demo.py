@@ -34,6 +34,7 @@ from facenet_cli.config import (
     from_params,
 )
 from facenet_cli.data.demo_faces import DEMO_IMAGE_SIZE, DEMO_MARGIN, DemoPaths, demo_paths
+from facenet_cli.evaluate.metrics import EvaluationResult
 
 # Training settings for the demo, tuned by measuring real runs on a busy 2-core CPU. The demo faces
 # come from 25 x 25 px crops, so ``demo_small`` (the small model behind a 2 x 2 average pool)
@@ -101,7 +102,9 @@ class DemoResult:
     """The demo's figures (fractions in 0..1; ``val_rate`` at FAR ``far_target``)."""
 
     baseline_accuracy: float
+    baseline_auc: float
     untrained_accuracy: float
+    untrained_auc: float
     accuracy: float
     accuracy_std: float
     val_rate: float
@@ -129,7 +132,9 @@ class DemoResult:
 
         return {
             "baseline_accuracy": num(self.baseline_accuracy),
+            "baseline_auc": num(self.baseline_auc),
             "untrained_accuracy": num(self.untrained_accuracy),
+            "untrained_auc": num(self.untrained_auc),
             "accuracy": num(self.accuracy),
             "accuracy_std": num(self.accuracy_std),
             "val_rate": num(self.val_rate),
@@ -235,7 +240,7 @@ def raw_pixel_embeddings(images: np.ndarray) -> np.ndarray:
     return (x / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
-def _accuracy(embed: Callable[[np.ndarray], np.ndarray], train: TrainConfig) -> float:
+def _evaluate(embed: Callable[[np.ndarray], np.ndarray], train: TrainConfig) -> EvaluationResult:
     from facenet_cli.evaluate.validate import evaluate_on_pairs
 
     assert train.lfw_dir is not None and train.lfw_pairs is not None
@@ -248,16 +253,16 @@ def _accuracy(embed: Callable[[np.ndarray], np.ndarray], train: TrainConfig) -> 
         distance_metric=train.lfw_distance_metric,
         nrof_folds=train.lfw_nrof_folds,
     )
-    return report.result.accuracy_mean
+    return report.result
 
 
-def baseline_accuracy(train: TrainConfig) -> float:
-    """Pair accuracy of raw standardised pixels on the run's pairs, with the network's crop."""
-    return _accuracy(raw_pixel_embeddings, train)
+def baseline_result(train: TrainConfig) -> EvaluationResult:
+    """The protocol on the run's pairs with raw standardised pixels (the network's crop)."""
+    return _evaluate(raw_pixel_embeddings, train)
 
 
-def untrained_accuracy(train: TrainConfig) -> float:
-    """Pair accuracy of the network the run starts from (same seed, same initial weights)."""
+def untrained_result(train: TrainConfig) -> EvaluationResult:
+    """The protocol on the run's pairs with the network the run starts from (same weights)."""
     import keras
 
     from facenet_cli.models.loading import embedding_fn
@@ -280,7 +285,7 @@ def untrained_accuracy(train: TrainConfig) -> float:
         image_size=train.image_size,
         standardization="fixed" if train.use_fixed_image_standardization else "per_image",
     )
-    return _accuracy(embedding_fn(model, info), train)
+    return _evaluate(embedding_fn(model, info), train)
 
 
 # -------------------------------------------------------------------------------------- output
@@ -297,33 +302,40 @@ def print_dry_run(plan: DemoPlan) -> None:
 
 
 def summary_table(result: DemoResult) -> Any:
-    """A Rich table of the figures and the time of each stage."""
+    """A Rich table of the figures of raw pixels, the untrained and the trained network."""
     from rich.table import Table
 
+    def pct(value: float) -> str:
+        return f"{value:.3f}" if np.isfinite(value) else "-"
+
     table = Table(
-        title=f"facenet demo: {result.nrof_pairs} held-out pairs, 30 unseen identities",
+        title=f"facenet demo: {result.nrof_pairs} pairs of 30 held-out identities",
         title_justify="left",
     )
-    table.add_column("")
+    table.add_column("embedding")
     table.add_column("accuracy", justify="right")
-    table.add_column("", justify="left")
-    table.add_row("raw pixels (standardised)", f"{result.baseline_accuracy:.3f}", "")
-    table.add_row("untrained network", f"{result.untrained_accuracy:.3f}", "")
-    val = (
-        f"VAL {result.val_rate:.3f} @ FAR {result.far:.4f}"
-        if np.isfinite(result.val_rate)
-        else f"VAL unreachable @ FAR {result.far_target:g}"
-    )
+    table.add_column(f"VAL@FAR={result.far_target:g}", justify="right")
+    table.add_column("AUC", justify="right")
+    table.add_column("EER", justify="right")
+    for name, accuracy, auc in (
+        ("raw pixels (standardised)", result.baseline_accuracy, result.baseline_auc),
+        ("untrained network", result.untrained_accuracy, result.untrained_auc),
+    ):
+        table.add_row(name, pct(accuracy), "", pct(auc), "")
     table.add_row(
-        f"trained ({result.steps} steps)",
+        f"trained, {result.steps} steps",
         f"[bold]{result.accuracy:.3f}[/] ± {result.accuracy_std:.3f}",
-        f"{val}, AUC {result.auc:.3f}, EER {result.eer:.3f}",
+        pct(result.val_rate),
+        pct(result.auc),
+        pct(result.eer),
     )
-    table.add_section()
-    for stage, seconds in result.stage_seconds.items():
-        table.add_row(f"time: {stage}", f"{seconds:.0f} s", "")
-    table.add_row("time: total", f"{result.seconds:.0f} s", "")
     return table
+
+
+def timing_line(result: DemoResult) -> str:
+    """``time: photos 21 s, align 53 s, ...; total 209 s``."""
+    stages = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in result.stage_seconds.items())
+    return f"time: {stages}; total {result.seconds:.0f} s"
 
 
 # ----------------------------------------------------------------------------------------- run
@@ -401,10 +413,12 @@ def run_demo(config: DemoConfig) -> DemoResult | None:
                 run_align(command_config(command, AlignConfig))
         train_config: TrainConfig = command_config(plan.train, TrainConfig)
         with stages.stage("reference", "reference points on the held-out pairs"):
-            baseline = baseline_accuracy(train_config)
-            untrained = untrained_accuracy(train_config)
+            baseline = baseline_result(train_config)
+            untrained = untrained_result(train_config)
             console.print(
-                f"  raw pixels {baseline:.3f}, untrained network {untrained:.3f}", highlight=False
+                f"  accuracy: raw pixels {baseline.accuracy_mean:.3f}, "
+                f"untrained network {untrained.accuracy_mean:.3f}",
+                highlight=False,
             )
         with stages.stage("train", "train", (plan.train.line,)):
             from facenet_cli.train.loop import run_train
@@ -417,8 +431,10 @@ def run_demo(config: DemoConfig) -> DemoResult | None:
             report = run_validate(command_config(validate, ValidateConfig))
     r = report.result
     result = DemoResult(
-        baseline_accuracy=baseline,
-        untrained_accuracy=untrained,
+        baseline_accuracy=baseline.accuracy_mean,
+        baseline_auc=baseline.auc,
+        untrained_accuracy=untrained.accuracy_mean,
+        untrained_auc=untrained.auc,
         accuracy=r.accuracy_mean,
         accuracy_std=r.accuracy_std,
         val_rate=r.val_mean,
@@ -439,6 +455,7 @@ def run_demo(config: DemoConfig) -> DemoResult | None:
     else:
         out = Console(highlight=False)
         out.print(summary_table(result))
+        out.print(timing_line(result))
         out.print(f"Watch the run (and any later ones) in the terminal:\n  {result.board_command}")
     return result
 
