@@ -9,6 +9,8 @@ admissible) and a trained one (tight identity clusters, few admissible negatives
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from benchmarks.harness import Comparison, compare
@@ -53,6 +55,15 @@ def embeddings(separation: float, seed: int = 0) -> np.ndarray:
     return (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)
 
 
+def _blas_threads() -> str:
+    """BLAS threads numpy uses (the distance matrix is one matrix product)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown"
+    return ",".join(str(i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas")
+
+
 def run(quick: bool = False) -> list[Comparison]:
     counts = [IMAGES] * PEOPLE
     results = []
@@ -75,5 +86,7 @@ def run(quick: bool = False) -> list[Comparison]:
             target=">= 50x",
         )
         result.extra["triplets"] = f"{len(ours_t)} vs {len(base_t)}"
+        result.extra["blas_threads"] = _blas_threads()
+        result.extra["load_avg"] = f"{os.getloadavg()[0]:.1f}"
         results.append(result)
     return results
