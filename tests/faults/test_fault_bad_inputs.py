@@ -38,7 +38,7 @@ def good(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def models(tmp_path_factory: pytest.TempPathFactory, good: Path) -> dict[str, Path]:
     """A tiny valid run directory, and one whose checkpoint is from another model."""
     import tensorflow as tf
 
@@ -59,6 +59,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         write_model_info(run_dir, ModelInfo("small", claimed, 16, "per_image"))
         (run_dir / "config.toml").write_text(
             f'model_def = "small"\nembedding_size = {claimed}\nimage_size = 16\n'
+            f'data_dir = "{good}"\nbatch_size = 6\npeople_per_batch = 3\n'
+            f"images_per_person = 3\nepoch_size = 2\n"
         )
         out[name] = run_dir
     return out
@@ -90,11 +92,6 @@ def test_align_input_is_a_file(corpus: BadInputs, tmp_path: Path) -> None:
                           corpus.pairs_bad)  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="align.pipeline.list_inputs: one looping symlink among "
-    "the class folders fails the whole listing (DirEntry.is_dir raises ELOOP)",
-)
 def test_align_lists_a_dataset_with_symlink_loops(corpus: BadInputs, tmp_path: Path) -> None:
     from facenet_cli.align.pipeline import list_inputs
 
@@ -165,17 +162,13 @@ def test_train_pretrained_checkpoint_from_another_model(
     assert_one_line_error(done, EXIT_BAD_INPUT, models["foreign"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="train --resume of a run whose checkpoint does not fit its "
-    "model.json: internal error AssertionError (exit 1) from restore_latest",
-)
 def test_train_resume_checkpoint_from_another_model(
     models: dict[str, Path], tmp_path: Path
 ) -> None:
     done = invoke("train", "--resume", models["foreign"], "--logs-base-dir", tmp_path / "logs",
                   "--max-steps", "3")  # fmt: skip
-    assert_one_line_error(done, EXIT_BAD_INPUT, models["foreign"])
+    line = assert_one_line_error(done, EXIT_BAD_INPUT, models["foreign"])
+    assert "ckpt-1" in line or "checkpoint" in line, line
 
 
 def test_train_resume_missing_run(tmp_path: Path) -> None:
@@ -183,11 +176,6 @@ def test_train_resume_missing_run(tmp_path: Path) -> None:
                           tmp_path / "nope")  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="train reads --lfw-pairs only at the first evaluation: "
-    "a malformed line stops the run after an epoch, whose steps are not saved",
-)
 def test_train_bad_pairs_file_fails_before_training(
     corpus: BadInputs, good: Path, tmp_path: Path
 ) -> None:
@@ -243,6 +231,7 @@ def test_validate_pairs_over_broken_images(
     pairs.write_text("\n".join(lines) + "\n")
     code, out = invoke("validate", corpus.images, models["valid"], "--lfw-pairs", pairs,
                        "--lfw-nrof-folds", "2", "--image-size", "16")  # fmt: skip
+    print(f"validate over broken images: exit {code}\n{out[-1500:]}")  # shown by pytest -rP
     # Either the broken images are skipped (and said so) or the run stops naming one of them.
     if code == 0:
         assert "Traceback" not in out
@@ -355,10 +344,25 @@ def test_subprocess_output_is_one_line_for_an_input_error(corpus: BadInputs,
 
 
 @pytest.mark.slow
-def test_train_over_bad_images_skips_them(corpus: BadInputs, good: Path, tmp_path: Path) -> None:
-    code, out = invoke(*_train(f"{good}:{corpus.images}", tmp_path, "--model-def", "small"))
+def test_train_over_bad_images_skips_them(corpus: BadInputs, tmp_path: Path) -> None:
+    import shutil
+
+    data = make_image_tree(tmp_path / "ds", {f"id{i}": 4 for i in range(5)}, size=20)
+    # Every broken image becomes one more image of a good identity, so sampling meets them.
+    planted = []
+    for i, (kind, src) in enumerate(sorted(corpus.image_files.items())):
+        dst = data / f"id{i % 5}" / f"id{i % 5}_{10 + i:04d}{src.suffix}"
+        if kind == "symlink_loop":
+            dst.symlink_to(dst.name)
+        elif kind == "dangling_symlink":
+            dst.symlink_to("does-not-exist.jpg")
+        else:
+            shutil.copy(src, dst)
+        planted.append((kind, dst))
+    code, out = invoke(*_train(data, tmp_path, "--model-def", "small", "--max-steps", "4"))
+    assert code == 0, out[-3000:]
     assert "Traceback" not in out
-    if code == 0:
-        assert "warning" in out.lower(), out[-2000:]
-    else:
-        assert_one_line_error((code, out), EXIT_BAD_INPUT)
+    flat = out.replace("\n", "")  # the console wraps long lines off a terminal
+    named = {kind for kind, dst in planted if f"{dst}: unreadable image" in flat}
+    assert named, out[-3000:]
+    assert named <= UNDECODABLE, f"valid odd images were refused: {named - UNDECODABLE}"

@@ -238,11 +238,6 @@ def test_every_kept_checkpoint_restores(chain: dict) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="train --resume with a damaged latest checkpoint: no "
-    "fallback to the previous one (checkpoints.TrainingState.restore_latest)",
-)
 def test_damaged_latest_checkpoint_falls_back_with_a_warning(chain: dict, tmp_path: Path) -> None:
     base = tmp_path
     run_dir = base / "models" / chain["run"].name
