@@ -1,7 +1,7 @@
 """``facenet demo``: the whole recipe on the built-in demo faces, stage by stage, in minutes.
 
 Each stage is a real command with the demo's arguments: ``facenet align`` for each split of the
-demo photos, ``facenet train`` (the small model with triplet loss, evaluated on the held-out
+demo photos, ``facenet train`` (a small CNN with triplet loss, evaluated on the held-out
 identities' pairs after each epoch) and ``facenet validate`` on the final model. The configs are
 built by parsing those very command lines with the CLI's own parser, so ``facenet demo --dry-run``
 prints exactly what runs and users can run the same commands on their own data.
@@ -202,7 +202,7 @@ def parse_command(command: DemoCommand) -> dict[str, Any]:
     """The parameters the CLI's own parser gives ``command`` (what ``facenet ...`` would run).
 
     Raises:
-        typer.BadParameter (a click usage error): the arguments do not parse.
+        The parser's usage error when the arguments do not parse.
     """
     import typer.main
 
