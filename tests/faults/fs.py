@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -23,10 +24,11 @@ class SmallFs:
 @contextmanager
 def small_tmpfs(path: Path, size: str) -> Iterator[SmallFs | None]:
     """Mount a ``size`` tmpfs on the empty folder ``path``; yields None where mounting is not
-    allowed (not root, no mount binary, a container without CAP_SYS_ADMIN)."""
+    allowed (not root, no mount binary, a container without CAP_SYS_ADMIN) or when the
+    environment sets ``FACENET_FAULTS_NO_MOUNT`` (to exercise the injected-ENOSPC fallback)."""
     path.mkdir(parents=True, exist_ok=True)
     mount = shutil.which("mount")
-    if mount is None:
+    if mount is None or os.environ.get("FACENET_FAULTS_NO_MOUNT"):
         yield None
         return
     done = subprocess.run([mount, "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
