@@ -50,7 +50,7 @@ TRAIN_OPTIONS: dict[str, Any] = {
     "images_per_person": 5,
     "batch_size": 90,
     "optimizer": "ADAGRAD",
-    "learning_rate": 0.1,
+    "learning_rate": 0.05,
     "alpha": 0.4,
     "random_flip": True,
     "selection_mode": "training",
