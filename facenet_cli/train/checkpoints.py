@@ -208,7 +208,8 @@ class TrainingState:
     """Everything a checkpoint holds, with the ``tf.train.CheckpointManager`` that saves it."""
 
     def __init__(self, model: Any, ema_model: Any, optimizer: Any, model_dir: Path,
-                 max_to_keep: int, rng: np.random.Generator) -> None:  # fmt: skip
+                 max_to_keep: int, rng: np.random.Generator,
+                 restore_dir: Path | None = None) -> None:  # fmt: skip
         import tensorflow as tf
 
         # Host variables mirrored by Python ints: reading a device variable every step would
@@ -228,6 +229,17 @@ class TrainingState:
             self.checkpoint, directory=str(model_dir), max_to_keep=max_to_keep,
             checkpoint_name=CHECKPOINT_NAME,
         )  # fmt: skip
+        # A non-chief worker saves into its scratch directory but resumes from the chief's.
+        self.restore_manager = (
+            self.manager
+            if restore_dir is None
+            else tf.train.CheckpointManager(
+                self.checkpoint,
+                directory=str(restore_dir),
+                max_to_keep=max_to_keep,
+                checkpoint_name=CHECKPOINT_NAME,
+            )
+        )
 
     def set_step(self, step: int) -> None:
         self.current_step = step
@@ -250,7 +262,7 @@ class TrainingState:
         """
         import tensorflow as tf
 
-        for path in reversed(self.manager.checkpoints):
+        for path in reversed(self.restore_manager.checkpoints):
             try:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
             # A truncated file fails in TensorFlow's reader (OpError) or in its Python
@@ -264,6 +276,8 @@ class TrainingState:
             self.current_step = int(self.step.numpy())
             self.current_epoch = int(self.epoch.numpy())
             return path
-        if self.manager.checkpoints:
-            raise InputError(f"{self.manager.directory}: no readable checkpoint to resume from")
+        if self.restore_manager.checkpoints:
+            raise InputError(
+                f"{self.restore_manager.directory}: no readable checkpoint to resume from"
+            )
         return None

@@ -89,10 +89,10 @@ def resolve_config(config: TrainConfig, reporter: Reporter) -> TrainConfig:
                 f"{model_dir / ckpt.CONFIG_NAME}: names no data_dir and model_def to resume with"
             )
         defaults = TrainConfig()
-        # The run's own settings win; only how long to run may be changed on resume.
+        # The run's own settings win; only how long to run and on what may be changed.
         overrides = {
             name: getattr(config, name)
-            for name in ("max_nrof_epochs", "max_steps")
+            for name in ("max_nrof_epochs", "max_steps", "strategy")
             if getattr(config, name) != getattr(defaults, name)
         }
         return dataclasses.replace(saved, resume=model_dir, **overrides)
@@ -148,8 +148,10 @@ def check_config(config: TrainConfig) -> None:
         raise InputError("--images-per-person must be at least 2 to form anchor-positive pairs")
     if config.learning_rate <= 0 and config.learning_rate_schedule_file is None:
         raise InputError("--learning-rate <= 0 needs --learning-rate-schedule-file")
-    if config.strategy not in ("auto", "one"):
-        raise InputError(f"--strategy {config.strategy}: only 'auto' and 'one' are supported")
+    from facenet_cli.train.distribute import STRATEGIES
+
+    if config.strategy not in STRATEGIES:
+        raise InputError(f"--strategy {config.strategy!r}: choose {', '.join(STRATEGIES)}")
     from facenet_cli.train.optimizers import OPTIMIZERS
 
     if config.optimizer.strip().upper() not in OPTIMIZERS:
@@ -207,23 +209,51 @@ def load_training_classes(config: TrainConfig, reporter: Reporter) -> list[Image
 
 
 class TrainingGraph:
-    """The model, its moving average, the optimizer and the compiled steps."""
+    """The model, its moving average, the optimizer and the compiled steps.
 
-    def __init__(self, config: TrainConfig, info: Any) -> None:
-        import keras
+    Built under ``strategy.scope()``. With TensorFlow's default strategy the steps run as plain
+    ``tf.function``s; with a real one (mirrored, multi-worker) every global batch is split
+    between the replicas at triplet boundaries, each replica's loss is its triplets' share of
+    the global batch's mean (so the all-reduced gradient is the one-device gradient), batch
+    norm statistics are synchronised over the global batch, and selection embeddings are
+    all-gathered so every worker selects from the same ones.
+    """
+
+    def __init__(self, config: TrainConfig, info: Any, strategy: Any = None) -> None:
         import tensorflow as tf
 
+        from facenet_cli.train import distribute
+
+        strategy = strategy if strategy is not None else tf.distribute.get_strategy()
+        self.strategy = strategy
+        self.distributed = distribute.is_distributed(strategy)
+        self.nrof_replicas = int(strategy.num_replicas_in_sync)
+        self.device = "/GPU:0" if tf.config.list_logical_devices("GPU") else "/CPU:0"
+        policy = (
+            distribute.mixed_precision_policy(self.device.startswith("/GPU"))
+            if config.mixed_precision
+            else None
+        )
+        self.mixed_precision = policy is not None
+        # Loss scaling only for float16: bfloat16 has float32's exponent range.
+        self.loss_scaling = policy == "mixed_float16"
+        self.info = info
+        with strategy.scope():
+            self._build(config, policy)
+        self._compile(config)
+
+    def _build(self, config: TrainConfig, policy: str | None) -> None:
+        import keras
+
         from facenet_cli.models.registry import create_model
-        from facenet_cli.train.loss import split_triplets, triplet_loss, triplet_stats
         from facenet_cli.train.optimizers import create_optimizer
 
         assert config.model_def is not None
         kwargs = dict(keep_probability=config.keep_probability, weight_decay=config.weight_decay)
-        mixed = config.mixed_precision
         previous_policy = keras.mixed_precision.global_policy()
-        if mixed:
-            # float16 compute, float32 variables; only for the layers built here.
-            keras.mixed_precision.set_global_policy("mixed_float16")
+        if policy is not None:
+            # Lower-precision compute, float32 variables; only for the layers built here.
+            keras.mixed_precision.set_global_policy(policy)
         try:
             self.model = create_model(config.model_def, config.embedding_size,
                                       config.image_size, **kwargs)  # fmt: skip
@@ -231,77 +261,186 @@ class TrainingGraph:
                                           config.image_size, **kwargs)  # fmt: skip
         finally:
             keras.mixed_precision.set_global_policy(previous_policy)
+        if self.distributed:
+            # Batch statistics of the global batch, as on one device (Keras all-reduces the
+            # sums and counts per layer); only the trained model runs in replica context.
+            for layer in self.model._flatten_layers(include_self=False, recursive=True):
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    layer.synchronized = True
         self.ema_model.set_weights(self.model.get_weights())
         self.optimizer = create_optimizer(config.optimizer, max(config.learning_rate, 0.0))
-        if mixed:
+        if self.loss_scaling:
             self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
         self.optimizer.build(self.model.trainable_variables)
-        self.mixed_precision = mixed
-        self.info = info
+
+    def _compile(self, config: TrainConfig) -> None:
+        import tensorflow as tf
+
+        from facenet_cli.train import distribute
+        from facenet_cli.train.loss import split_triplets, triplet_distances
+
         model, ema_model, optimizer = self.model, self.ema_model, self.optimizer
+        strategy = self.strategy
+        nrof_replicas = self.nrof_replicas
+        loss_scaling = self.loss_scaling
         alpha = float(config.alpha)
         decay = float(config.moving_average_decay)
         selection_training = config.selection_mode == "training"
         spec = tf.TensorSpec((None, config.image_size, config.image_size, 3), tf.float32)
+        step_spec = tf.TensorSpec((), tf.int64)
         trainable = model.trainable_variables
-        ema_trainable = ema_model.trainable_variables
-        others = model.non_trainable_variables
-        ema_others = ema_model.non_trainable_variables
+        averaged = list(zip(ema_model.trainable_variables, trainable, strict=True))
+        copied = list(zip(ema_model.non_trainable_variables, model.non_trainable_variables,
+                          strict=True))  # fmt: skip
 
-        # autograph=False: no data-dependent Python control flow here to convert.
-        @tf.function(input_signature=[spec], reduce_retracing=True, autograph=False)
-        def embed(images: tf.Tensor) -> tf.Tensor:
+        def embed_body(images: tf.Tensor) -> tf.Tensor:
             prelogits = tf.cast(model(images, training=selection_training), tf.float32)
             return tf.math.l2_normalize(prelogits, axis=1, epsilon=1e-10)
 
-        def step_body(images: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
+        def replica_step(images: tf.Tensor, nrof_triplets: tf.Tensor) -> dict[str, tf.Tensor]:
+            """Sums over this replica's triplets; the loss is its share of the global mean."""
             with tf.GradientTape() as tape:
                 prelogits = tf.cast(model(images, training=True), tf.float32)
                 embeddings = tf.math.l2_normalize(prelogits, axis=1, epsilon=1e-10)
-                anchor, positive, negative = split_triplets(embeddings)
-                loss = triplet_loss(anchor, positive, negative, alpha)
+                pos, neg = triplet_distances(*split_triplets(embeddings))
+                per_triplet = tf.maximum(pos - neg + alpha, 0.0)
+                loss = tf.reduce_sum(per_triplet) / nrof_triplets
                 if model.losses:
+                    # Every replica holds the same weights: 1/R of the decay each.
                     regularisation = tf.add_n([tf.cast(x, tf.float32) for x in model.losses])
-                    total = loss + regularisation
+                    total = loss + regularisation / nrof_replicas
                 else:
                     total = loss
-                scaled = optimizer.scale_loss(total) if mixed else total
-            # The loss-scale optimizer unscales the gradients and skips non-finite ones.
+                scaled = optimizer.scale_loss(total) if loss_scaling else total
+            # Gradients are summed over the replicas by the optimizer; the loss-scale
+            # optimizer unscales them and skips a step whose gradients are not finite.
             grads = tape.gradient(scaled, trainable)
             optimizer.apply_gradients(zip(grads, trainable, strict=True))
+            return {
+                "loss": total,
+                "triplet_loss": loss,
+                "active_fraction": tf.reduce_sum(tf.cast(per_triplet > 0.0, tf.float32)),
+                "pos_dist": tf.reduce_sum(pos),
+                "neg_dist": tf.reduce_sum(neg),
+            }
+
+        def update_average(step: tf.Tensor) -> None:
             # The original's ExponentialMovingAverage with num_updates = global step.
             step_f = tf.cast(step, tf.float32)
             rate = tf.minimum(decay, (1.0 + step_f) / (10.0 + step_f))
-            for average, value in zip(ema_trainable, trainable, strict=True):
-                average.assign(rate * average + (1.0 - rate) * value)
-            for average, value in zip(ema_others, others, strict=True):
-                average.assign(value)
-            stats = triplet_stats(anchor, positive, negative, alpha)
-            out = {"loss": total, "triplet_loss": loss, **stats}
-            if mixed:
-                out["loss_scale"] = tf.cast(optimizer.scale_loss(1.0), tf.float32)
+
+            def blend(average: Any, value: Any) -> Any:
+                return average.assign(rate * average + (1.0 - rate) * value)
+
+            def copy(average: Any, value: Any) -> Any:
+                return average.assign(value)
+
+            for pairs, fn in ((averaged, blend), (copied, copy)):
+                for average, value in pairs:
+                    if self.distributed:
+                        # Each device's copy from the same device's weights.
+                        strategy.extended.update(_tf_variable(average), fn,
+                                                 args=(_tf_variable(value),))  # fmt: skip
+                    else:
+                        fn(average, value)
+
+        def finish(sums: dict[str, tf.Tensor], nrof_triplets: tf.Tensor) -> dict[str, tf.Tensor]:
+            out = {
+                "loss": sums["loss"],
+                "triplet_loss": sums["triplet_loss"],
+                "active_fraction": sums["active_fraction"] / nrof_triplets,
+                "pos_dist": sums["pos_dist"] / nrof_triplets,
+                "neg_dist": sums["neg_dist"] / nrof_triplets,
+            }
+            if self.mixed_precision:
+                scale = optimizer.scale_loss(1.0) if loss_scaling else 1.0
+                out["loss_scale"] = tf.cast(scale, tf.float32)
             return out
 
-        step_spec = tf.TensorSpec((), tf.int64)
+        if not self.distributed:
+            # autograph=False: no data-dependent Python control flow here to convert.
+            @tf.function(input_signature=[spec], reduce_retracing=True, autograph=False)
+            def embed(images: tf.Tensor) -> tf.Tensor:
+                return embed_body(images)
 
-        @tf.function(input_signature=[spec, step_spec], autograph=False)
-        def train_step(images: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
-            return step_body(images, step)
+            def step_body(images: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
+                nrof_triplets = tf.cast(tf.shape(images)[0] // 3, tf.float32)
+                sums = replica_step(images, nrof_triplets)
+                update_average(step)
+                return finish(sums, nrof_triplets)
 
-        @tf.function(
-            input_signature=[spec, tf.TensorSpec((None,), tf.int64), step_spec], autograph=False
-        )
-        def train_rows(cache: tf.Tensor, rows: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
-            # Rows of a round's images already decoded for its selection, gathered on device.
-            return step_body(tf.gather(cache, rows), step)
+            @tf.function(input_signature=[spec, step_spec], autograph=False)
+            def train_step(images: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
+                return step_body(images, step)
 
-        self.embed = embed
-        self.train_step = train_step
-        self.train_rows = train_rows
-        self.device = "/GPU:0" if tf.config.list_logical_devices("GPU") else "/CPU:0"
+            @tf.function(
+                input_signature=[spec, tf.TensorSpec((None,), tf.int64), step_spec],
+                autograph=False,
+            )
+            def train_rows(cache: tf.Tensor, rows: tf.Tensor, step: tf.Tensor) -> dict[str, Any]:
+                # Rows of a round's images already decoded for its selection, gathered on
+                # the device.
+                return step_body(tf.gather(cache, rows), step)
+
+            self.embed = embed
+            self.train_step = train_step
+            self.train_rows = train_rows
+            return
+
+        sum_op = tf.distribute.ReduceOp.SUM
+
+        @tf.function(reduce_retracing=True, autograph=False)
+        def embed_replicas(images: Any) -> Any:
+            def body(part: tf.Tensor) -> tf.Tensor:
+                # Parts may differ by one image; all_gather concatenates them in replica order.
+                return tf.distribute.get_replica_context().all_gather(embed_body(part), axis=0)
+
+            return strategy.run(body, args=(images,))
+
+        @tf.function(reduce_retracing=True, autograph=False)
+        def step_replicas(images: Any, nrof_triplets: tf.Tensor, step: tf.Tensor) -> Any:
+            per_replica = strategy.run(replica_step, args=(images, nrof_triplets))
+            sums = {k: strategy.reduce(sum_op, v, axis=None) for k, v in per_replica.items()}
+            update_average(step)
+            return finish(sums, nrof_triplets)
+
+        def embed_distributed(images: tf.Tensor) -> tf.Tensor:
+            bounds = distribute.split_bounds(int(images.shape[0]), nrof_replicas)
+            gathered = embed_replicas(self._distribute(images, bounds))
+            return strategy.experimental_local_results(gathered)[0]
+
+        def train_distributed(images: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
+            nrof_rows = int(images.shape[0])
+            bounds = distribute.split_bounds(nrof_rows, nrof_replicas, unit=3)
+            nrof_triplets = tf.constant(nrof_rows // 3, tf.float32)
+            return step_replicas(self._distribute(images, bounds), nrof_triplets, step)
+
+        def train_rows_distributed(cache: tf.Tensor, rows: tf.Tensor,
+                                   step: tf.Tensor) -> dict[str, tf.Tensor]:  # fmt: skip
+            return train_distributed(tf.gather(cache, rows), step)
+
+        self.embed = embed_distributed
+        self.train_step = train_distributed
+        self.train_rows = train_rows_distributed
+
+    def _distribute(self, images: Any, bounds: np.ndarray) -> Any:
+        """Replica ``r`` (global id) gets rows ``bounds[r]:bounds[r + 1]`` of the global batch."""
+
+        def part(context: Any) -> Any:
+            r = int(context.replica_id_in_sync_group)
+            return images[int(bounds[r]) : int(bounds[r + 1])]
+
+        return self.strategy.experimental_distribute_values_from_function(part)
 
     def set_learning_rate(self, value: float) -> None:
         self.optimizer.learning_rate.assign(value)
+
+
+def _tf_variable(variable: Any) -> Any:
+    """The ``tf.Variable`` (a distributed one under a strategy) behind a Keras variable."""
+    import keras
+
+    return variable.value if isinstance(variable, keras.Variable) else variable
 
 
 def configure_devices(config: TrainConfig) -> None:
@@ -385,14 +524,27 @@ class Trainer:
         self.last_lfw: float | None = None
         self.last_round: RoundStats | None = None
         self._eval_embed: Any = None
+        self.scratch_dir: Path | None = None
 
     # -- set-up -------------------------------------------------------------------------------
 
     def setup(self) -> None:
         from facenet_cli.models.sidecar import ModelInfo, write_model_info
+        from facenet_cli.train import distribute
 
         config = self.config
         configure_devices(config)
+        # Multi-worker collectives are set up when the strategy is created, before any op runs.
+        self.task = distribute.task_info(config.strategy)
+        self.strategy = distribute.create_strategy(config.strategy)
+        self.nrof_replicas = int(self.strategy.num_replicas_in_sync)
+        distribute.check_global_batch(config.batch_size, self.nrof_replicas)
+        if self.nrof_replicas > 1 or self.task.nrof_workers > 1:
+            self.reporter.message(
+                f"{config.strategy} strategy: {self.nrof_replicas} replicas on "
+                f"{self.task.nrof_workers} worker(s), "
+                f"{config.batch_size // self.nrof_replicas} images per replica"
+            )
         set_seeds(config.seed)
         assert config.model_def is not None
         self.info = ModelInfo(
@@ -403,9 +555,21 @@ class Trainer:
             keep_probability=config.keep_probability,
             weight_decay=config.weight_decay,
         )
-        self.graph = TrainingGraph(config, self.info)
+        self.graph = TrainingGraph(config, self.info, self.strategy)
         rng = np.random.default_rng(config.seed)
-        if config.resume is not None:
+        restore_dir = None
+        if not self.task.is_chief:
+            # Another worker's writes go to a scratch directory removed at the end (TensorFlow's
+            # multi-worker recipe: every worker saves, only the chief where it is kept); it
+            # resumes from the chief's checkpoints.
+            self.scratch_dir = distribute.worker_dir(self.task)
+            self.run_name = Path(config.resume).name if config.resume else self.scratch_dir.name
+            self.model_dir = self.scratch_dir / "model"
+            self.log_dir = self.scratch_dir / "logs"
+            self.model_dir.mkdir()
+            self.log_dir.mkdir()
+            restore_dir = Path(config.resume) if config.resume is not None else None
+        elif config.resume is not None:
             self.model_dir = Path(config.resume)
             self.run_name = self.model_dir.name
             self.log_dir = Path(config.logs_base_dir).expanduser() / self.run_name
@@ -420,7 +584,7 @@ class Trainer:
         ckpt.clear_markers(self.log_dir)
         self.state = ckpt.TrainingState(
             self.graph.model, self.graph.ema_model, self.graph.optimizer, self.model_dir,
-            config.keep_checkpoints, rng,
+            config.keep_checkpoints, rng, restore_dir=restore_dir,
         )  # fmt: skip
         self.resumed_from = (
             self.state.restore_latest(self.reporter.warning) if config.resume is not None else None
@@ -586,7 +750,9 @@ class Trainer:
                     )
             else:
                 empty_rounds = 0
-            if time.monotonic() - self.last_save > CHECKPOINT_INTERVAL_S:
+            # Workers must save at the same steps; a clock would not agree between them.
+            if time.monotonic() - self.last_save > CHECKPOINT_INTERVAL_S and \
+                    self.task.nrof_workers == 1:  # fmt: skip
                 self.save()
 
     def end_epoch(self) -> None:
@@ -725,7 +891,7 @@ class Trainer:
     def evaluate(self) -> None:
         """Evaluate the moving-average model on the pairs (inference mode, centre crops)."""
         config = self.config
-        if config.lfw_dir is None or config.lfw_pairs is None:
+        if config.lfw_dir is None or config.lfw_pairs is None or not self.task.is_chief:
             return
         from facenet_cli.evaluate.validate import evaluate_on_pairs
         from facenet_cli.models.loading import embedding_fn
@@ -755,10 +921,13 @@ class Trainer:
     def export(self) -> Path | None:
         from facenet_cli.models.export import export_model
 
+        if not self.task.is_chief:
+            return None
         out = self.model_dir / "export"
         model = self.graph.ema_model
-        if self.graph.mixed_precision:
-            # Exported models compute in float32 (the moving averages are float32 already).
+        if self.graph.mixed_precision or self.graph.distributed:
+            # Exported models compute in float32 (the moving averages are float32 already) and
+            # hold plain variables, not a strategy's distributed ones.
             from facenet_cli.models.registry import create_model
 
             config = self.config
@@ -858,3 +1027,7 @@ def run_train(config: TrainConfig, reporter: Reporter | None = None) -> RunResul
             trainer.summaries.close()
         if trainer is not None and hasattr(trainer, "feeder"):
             trainer.feeder.close()
+        if trainer is not None and trainer.scratch_dir is not None:
+            from facenet_cli.train.distribute import cleanup
+
+            cleanup(trainer.scratch_dir)
