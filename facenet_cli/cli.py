@@ -226,7 +226,10 @@ def _load_config_file(ctx: typer.Context, _param: typer.CallbackParam, value: Pa
     from facenet_cli.data.config_file import read_config_file
 
     options = read_config_file(
-        value, command=ctx.info_name or "train", known={p.name for p in ctx.command.params}
+        value,
+        command=ctx.info_name or "train",
+        known={p.name for p in ctx.command.params},
+        schema=TrainConfig,
     )
     ctx.default_map = {**(ctx.default_map or {}), **options}
     return value

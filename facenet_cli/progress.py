@@ -20,7 +20,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-console = Console(stderr=True)
+# Off a terminal (logs, pipes, CI) a line is never wrapped: a warning naming a long path stays
+# one line that grep and log readers can match.
+console = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
 
 
 class PlainProgress:

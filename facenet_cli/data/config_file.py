@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import tomllib
+import types
+import typing
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -15,7 +18,10 @@ COMMAND_TABLES = frozenset({"align", "train", "validate", "pairs", "board", "dem
 
 
 def read_config_file(
-    path: Path, command: str = "train", known: Collection[str] | None = None
+    path: Path,
+    command: str = "train",
+    known: Collection[str] | None = None,
+    schema: type | None = None,
 ) -> dict[str, Any]:
     """Read a TOML config file into a ``{option_name: value}`` map.
 
@@ -27,10 +33,12 @@ def read_config_file(
         path: the TOML file.
         command: the command being configured (its table is merged in).
         known: the option names the command accepts; any other key is an error.
+        schema: the command's config dataclass; each value must have its field's type.
 
     Raises:
         InputError: the file is missing, unreadable or not valid TOML, or names an unknown
-            option (the message suggests the closest known one).
+            option (the message suggests the closest known one), or gives an option a value of
+            the wrong type.
     """
     try:
         with open(path, "rb") as fh:
@@ -60,4 +68,47 @@ def read_config_file(
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
                 kind = "table" if isinstance(value, dict) else "option"
                 raise InputError(f"{path}: unknown {kind} '{key}' for '{command}'{hint}")
+    if schema is not None:
+        check_types(path, out, schema)
     return out
+
+
+def _accepts(expected: Any, value: Any) -> bool:
+    """Whether a TOML value fits a config field annotation (ints are fine where floats are)."""
+    origin = typing.get_origin(expected)
+    if origin in (types.UnionType, typing.Union):
+        return any(_accepts(arg, value) for arg in typing.get_args(expected))
+    if expected is type(None):
+        return value is None
+    if expected is bool:
+        return isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if expected in (str, Path):
+        return isinstance(value, str)
+    if origin is tuple:
+        args = typing.get_args(expected)
+        return isinstance(value, list) and len(value) == len(args) and all(
+            _accepts(a, v) for a, v in zip(args, value, strict=True)
+        )
+    return True
+
+
+def _type_name(expected: Any) -> str:
+    names = {bool: "true/false", int: "an integer", float: "a number", str: "a string",
+             Path: "a path string"}  # fmt: skip
+    args = [a for a in typing.get_args(expected) if a is not type(None)] or [expected]
+    return " or ".join(names.get(a, getattr(a, "__name__", str(a))) for a in args)
+
+
+def check_types(path: Path, options: dict[str, Any], schema: type) -> None:
+    """Raise a one-line InputError naming the file and key of the first mistyped value."""
+    hints = typing.get_type_hints(schema)
+    fields = {f.name for f in dataclasses.fields(schema)}
+    for key, value in options.items():
+        if key in fields and not _accepts(hints[key], value):
+            raise InputError(
+                f"{path}: '{key}' must be {_type_name(hints[key])}, not {value!r}"
+            )

@@ -12,7 +12,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from facenet_cli.errors import FacenetError
+from facenet_cli.errors import InputError
 
 # name -> "module:function"; modules are imported only when a model is built.
 _REGISTRY: dict[str, str] = {
@@ -23,7 +23,7 @@ _REGISTRY: dict[str, str] = {
 }
 
 
-class UnknownModelError(FacenetError):
+class UnknownModelError(InputError):
     """The ``--model-def`` names no registered model and no importable function."""
 
 

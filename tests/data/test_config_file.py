@@ -81,3 +81,17 @@ def test_cli_rejects_unknown_option_in_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["train", "--config", str(path)])
     assert result.exit_code == EXIT_BAD_INPUT
     assert "did you mean 'image_size'" in result.output
+
+
+def test_values_are_checked_against_the_config_types(tmp_path: Path) -> None:
+    from facenet_cli.config import TrainConfig
+
+    good = tmp_path / "good.toml"
+    good.write_text('batch_size = 30\nalpha = 1\nlfw_dir = "x"\nrandom_flip = true\n')
+    assert read_config_file(good, schema=TrainConfig)["alpha"] == 1
+    for text, key in [('random_flip = "yes"', "random_flip"), ("batch_size = 1.5", "batch_size"),
+                      ("batch_size = true", "batch_size"), ("lfw_dir = 3", "lfw_dir")]:
+        bad = tmp_path / "bad.toml"
+        bad.write_text(text + "\n")
+        with pytest.raises(InputError, match=f"bad.toml: '{key}' must be"):
+            read_config_file(bad, schema=TrainConfig)

@@ -122,11 +122,6 @@ def test_train_data_dir_with_symlink_loops(corpus: BadInputs, tmp_path: Path) ->
                           EXIT_BAD_INPUT)  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="models.registry.resolve_model_def raises a plain "
-    "FacenetError (exit 1) for an unknown --model-def, not a bad-input/usage code",
-)
 def test_train_model_def_that_does_not_exist(good: Path, tmp_path: Path) -> None:
     done = invoke(*_train(good, tmp_path, "--model-def", "no_such_model"))
     assert_one_line_error(done, {EXIT_USAGE, EXIT_BAD_INPUT}, "no_such_model")
@@ -143,11 +138,6 @@ def test_train_config_file_not_toml(corpus: BadInputs, good: Path, tmp_path: Pat
     assert_one_line_error(done, EXIT_BAD_INPUT, corpus.config_not_toml)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli._load_config_file: a wrongly typed value in --config "
-    "gives Click's boxed usage error that does not name the config file",
-)
 def test_train_config_file_with_wrong_types(corpus: BadInputs, good: Path, tmp_path: Path) -> None:
     args = _train(good, tmp_path, "--model-def", "small")
     done = invoke(args[0], "--config", corpus.config_bad_types, *args[1:])
