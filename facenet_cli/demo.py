@@ -455,8 +455,9 @@ def run_demo(config: DemoConfig) -> DemoResult | None:
     else:
         out = Console(highlight=False)
         out.print(summary_table(result))
-        out.print(timing_line(result))
-        out.print(f"Watch the run (and any later ones) in the terminal:\n  {result.board_command}")
+        out.print(timing_line(result), soft_wrap=True)
+        out.print("Watch the run (and any later ones) in the terminal:", soft_wrap=True)
+        out.print(f"  {result.board_command}", soft_wrap=True)
     return result
 
 
