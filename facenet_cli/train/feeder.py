@@ -39,7 +39,7 @@ class BatchFeeder:
         signature = (tf.TensorSpec([None], tf.string), tf.TensorSpec([2], tf.int64))
         ds = tf.data.Dataset.from_generator(self._generate, output_signature=signature)
         ds = ds.map(self._load_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        self._iterator = iter(ds.prefetch(tf.data.AUTOTUNE))
+        self._iterator: Any = iter(ds.prefetch(tf.data.AUTOTUNE))
 
     def _generate(self) -> Any:
         while True:
@@ -101,4 +101,18 @@ class BatchFeeder:
             self.get()
 
     def close(self) -> None:
+        """End the pipeline and run it dry before it is freed.
+
+        Freeing a ``tf.data`` iterator while its generator thread is still inside Python can
+        deadlock on the interpreter lock at process exit; reading to the end first lets every
+        worker thread finish.
+        """
+        if self._iterator is None:
+            return
         self._queue.put(None)
+        try:
+            for _ in self._iterator:
+                pass
+        except tf.errors.OpError:
+            pass  # a pipeline stopped by a decode error has nothing left to run
+        self._iterator = None
