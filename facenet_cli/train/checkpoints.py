@@ -154,9 +154,16 @@ def read_config(model_dir: Path) -> TrainConfig:
 
 
 def write_marker(log_dir: Path, name: str, reason: str = "") -> None:
-    """Write ``FINISHED`` or ``FAILED`` (one line: the reason) for the dashboard."""
-    clear_markers(log_dir)
-    (Path(log_dir) / name).write_text(" ".join(reason.split()) + "\n")
+    """Write ``FINISHED`` or ``FAILED`` (one line: the reason) for the dashboard.
+
+    Best effort: on a full disk the marker cannot be written, and the error that stopped the run
+    (which names where it was writing) must reach the user rather than this one.
+    """
+    try:
+        clear_markers(log_dir)
+        (Path(log_dir) / name).write_text(" ".join(reason.split()) + "\n")
+    except OSError:
+        pass
 
 
 def clear_markers(log_dir: Path) -> None:
@@ -251,8 +258,21 @@ class TrainingState:
 
     def save(self) -> str:
         """Save at the current global step (the checkpoint is labelled with it)."""
+        import tensorflow as tf
+
+        from facenet_cli.errors import StorageError
+
         self.rng_state.assign(encode_rng_state(self.rng))
-        return self.manager.save(checkpoint_number=int(self.step.numpy()))
+        try:
+            return self.manager.save(checkpoint_number=int(self.step.numpy()))
+        except (tf.errors.ResourceExhaustedError, tf.errors.UnknownError, OSError) as exc:
+            detail = getattr(exc, "message", None) or str(exc)
+            if "No space left" in detail:
+                detail = "No space left on device"
+            raise StorageError(
+                f"{self.manager.directory}: cannot write checkpoint "
+                f"ckpt-{int(self.step.numpy())} ({' '.join(detail.split())[:200]})"
+            ) from exc
 
     def restore_latest(self, warn: Any = None) -> str | None:
         """Restore the newest readable checkpoint (all of it); returns its prefix, or None.

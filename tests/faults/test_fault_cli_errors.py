@@ -65,11 +65,6 @@ def test_escaping_errors_become_one_line(kind: str, code: int, named: str) -> No
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="train: the SaveV2 ResourceExhaustedError is masked by "
-    "write_marker's own ENOSPC in run_train's except block: no path in the error",
-)
 def test_train_disk_full_names_where_it_was_writing(tmp_path: Path) -> None:
     from facenet_cli.cli import app
     from tests.conftest import make_image_tree
