@@ -102,6 +102,7 @@ _U32 = struct.Struct("<I")
 _LENGTH = struct.Struct("<Q")
 _MASK_DELTA = 0xA282EAD8
 _FILE_TIME = re.compile(r"tfevents\.(\d+)")
+_MARK_BYTES = 64  # kept from both ends of what was read, to recognise the same file later
 
 
 def masked_crc32c(data: bytes | memoryview) -> int:
@@ -433,6 +434,12 @@ class FileCursor:
     size: int = 0
     mtime: float = 0.0
     resyncing: bool = False
+    identity: tuple[int, int] | None = None
+    """``(st_dev, st_ino)`` when last read: another file under the same name differs."""
+    head: bytes = b""
+    """The file's first bytes (up to ``_MARK_BYTES``) as read: a rewrite changes them."""
+    tail: bytes = b""
+    """The bytes just before ``offset`` (up to ``_MARK_BYTES``: the last record's CRCs)."""
 
 
 @dataclass
@@ -890,14 +897,31 @@ class LogdirReader:
         self.read_chunk = READ_CHUNK
         self._parser = EventParser(cap)
         self._last_scan = -float("inf")
+        self._listing_skips: dict[Path, str] = {}  # rebuilt by every listing
+        self._file_skips: dict[Path, str] = {}  # until the file reads again or is gone
 
     @property
     def corrupt_records(self) -> int:
         """Corrupt records skipped so far, over all runs."""
         return sum(r.corrupt_records for r in self.runs.values())
 
+    @property
+    def unreadable(self) -> dict[Path, str]:
+        """Entries skipped because they could not be followed, listed or read, and why.
+
+        A symbolic-link loop, a folder without permission, an event file that fails to open:
+        never fatal, they are left out and tried again (listings on every rescan, known files
+        on every poll); an entry leaves this map once it reads again or is gone.
+        """
+        return {**self._listing_skips, **self._file_skips}
+
     def poll(self, *, rescan: bool | None = None) -> set[str]:
         """Read what was appended since the last poll.
+
+        An event file replaced under the same name (another inode, a shorter size, or other
+        first bytes) makes its run be read again from the start of every file; a file that
+        cannot be read is skipped until the next poll (see :attr:`unreadable`), and one that
+        is gone is forgotten (its points stay, as TensorBoard keeps them).
 
         Args:
             rescan: List directories for new runs and files now (default: when
@@ -921,17 +945,15 @@ class LogdirReader:
 
     def _scan(self) -> set[str]:
         changed: set[str] = set()
-        try:
-            entries = sorted(os.scandir(self.logdir), key=lambda e: e.name)
-        except (FileNotFoundError, NotADirectoryError):
-            return changed
+        self._listing_skips = {}
+        entries = self._list(self.logdir)
         own = [Path(e.path) for e in entries if e.name.startswith("events.out.tfevents.")]
         candidates: list[tuple[str, Path, list[Path]]] = []
         if own:
             candidates.append((".", self.logdir, own))
         for entry in entries:
-            if entry.is_dir() and not entry.name.startswith("."):
-                files = _event_files(Path(entry.path))
+            if not entry.name.startswith(".") and self._is_dir(entry):
+                files = self._event_files(Path(entry.path))
                 marker = _has_marker(Path(entry.path))
                 if files or marker or entry.name in self.runs:
                     candidates.append((entry.name, Path(entry.path), files))
@@ -957,41 +979,144 @@ class LogdirReader:
                 run.files = dict(sorted(run.files.items(), key=lambda kv: _file_sort_key(kv[0])))
         return changed
 
+    def _list(self, directory: Path) -> list[os.DirEntry[str]]:
+        """``directory``'s entries by name; none (and the reason noted) when it cannot be listed."""
+        try:
+            return sorted(os.scandir(directory), key=lambda e: e.name)
+        except FileNotFoundError:
+            return []  # not there (yet, or any more): nothing to say
+        except OSError as exc:
+            self._listing_skips[directory] = _reason(exc)
+            return []
+
+    def _is_dir(self, entry: os.DirEntry[str]) -> bool:
+        """``entry.is_dir()``; one that cannot be followed (a link loop) is noted, not fatal."""
+        try:
+            return entry.is_dir()
+        except OSError as exc:
+            self._listing_skips[Path(entry.path)] = _reason(exc)
+            return False
+
+    def _event_files(self, run_dir: Path) -> list[Path]:
+        """Event files directly in ``run_dir`` or one folder below it."""
+        files: list[Path] = []
+        for entry in self._list(run_dir):
+            if entry.name.startswith("events.out.tfevents."):
+                files.append(Path(entry.path))
+            elif not entry.name.startswith(".") and self._is_dir(entry):
+                files += [
+                    Path(e.path)
+                    for e in self._list(Path(entry.path))
+                    if e.name.startswith("events.out.tfevents.")
+                ]
+        return files
+
     def _read_run(self, run: RunState) -> bool:
-        changed = False
-        for cursor in run.files.values():
-            try:
-                st = os.stat(cursor.path)
-            except FileNotFoundError:
-                continue
-            if st.st_size == cursor.offset and st.st_mtime == cursor.mtime:
-                continue
-            cursor.mtime = st.st_mtime
-            run.last_write = max(run.last_write, st.st_mtime)
-            if st.st_size < cursor.offset:
-                # Replaced or truncated: read it again; step rewinds drop the stale points.
-                cursor.offset = 0
-                cursor.resyncing = False
-            if st.st_size == cursor.offset:
-                changed = True
-                continue
-            cursor.size = st.st_size
-            changed = self._read_file(run, cursor) or changed
+        changed = self._read_files(run)
+        if changed is None:
+            # A file was replaced or truncated: its old points cannot be told apart from the
+            # other files' points, so the run is read again from the start of every file.
+            self._reset_run(run)
+            self._read_files(run)  # fresh cursors: no replacement to find
+            changed = True
         if changed:
             run.version += 1
         return changed
 
-    def _read_file(self, run: RunState, cursor: FileCursor) -> bool:
-        """Read ``cursor``'s file from its offset to its known size, a bounded chunk at a time."""
+    def _read_files(self, run: RunState) -> bool | None:
+        """Read what is new in each of ``run``'s files: whether anything changed, or None as
+        soon as one of them turns out to have been replaced."""
+        changed = False
+        gone: list[Path] = []
+        for cursor in run.files.values():
+            try:
+                outcome = self._read_cursor(run, cursor)
+            except FileNotFoundError:
+                # Deleted since the listing (or between stat and open): forget it; a file
+                # created again under its name is found by the next listing.
+                gone.append(cursor.path)
+                continue
+            except OSError as exc:
+                # Unreadable for now (permissions, an I/O error, a link loop): what was read
+                # stays, and the file is tried again from its offset on the next poll.
+                self._file_skips[cursor.path] = _reason(exc)
+                continue
+            if self._file_skips:
+                self._file_skips.pop(cursor.path, None)
+            if outcome is None:
+                return None
+            changed = outcome or changed
+        for path in gone:
+            del run.files[path]
+            self._file_skips.pop(path, None)
+        return changed
+
+    def _read_cursor(self, run: RunState, cursor: FileCursor) -> bool | None:
+        """Read what is new in one file: whether anything changed, None if it was replaced."""
+        st = os.stat(cursor.path)
+        identity = (st.st_dev, st.st_ino)
+        if (
+            st.st_size == cursor.size
+            and st.st_mtime == cursor.mtime
+            and identity == cursor.identity
+        ):
+            return False
+        if cursor.identity is not None and (
+            identity != cursor.identity or st.st_size < cursor.offset
+        ):
+            return None
+        cursor.identity = identity
+        cursor.mtime = st.st_mtime
+        cursor.size = st.st_size
+        run.last_write = max(run.last_write, st.st_mtime)
+        if st.st_size <= cursor.offset:
+            return True  # touched, or cut inside the record still being written
+        try:
+            return self._read_file(run, cursor)
+        except OSError:
+            cursor.mtime = -1.0  # not read to its size: the next poll must not skip it
+            raise
+
+    @staticmethod
+    def _reset_run(run: RunState) -> None:
+        """Forget everything read from ``run``'s files (its markers and file list stay)."""
+        run.series = {}
+        run.plugins = {}
+        run.events = 0
+        run.corrupt_records = 0
+        run.first_wall_time = run.last_wall_time = None
+        run.files = {path: FileCursor(path) for path in run.files}
+
+    def _read_file(self, run: RunState, cursor: FileCursor) -> bool | None:
+        """Read ``cursor``'s file from its offset to its known size, a bounded chunk at a time.
+
+        Returns:
+            Whether anything changed, or None when the bytes remembered from the file's start
+            and from just before the offset are no longer there (rewritten in place: same
+            inode, at least as long as before).
+        """
         changed = False
         chunk = self.read_chunk
         with open(cursor.path, "rb") as fh:
+            if cursor.offset:
+                # Two small reads: a file truncated and rewritten in place starts with another
+                # file_version event (its wall time), and its records end elsewhere (their CRCs).
+                if fh.read(len(cursor.head)) != cursor.head:
+                    return None
+                fh.seek(cursor.offset - len(cursor.tail))
+                if fh.read(len(cursor.tail)) != cursor.tail:
+                    return None
             while cursor.offset < cursor.size:
                 fh.seek(cursor.offset)
                 buf = fh.read(min(chunk, cursor.size - cursor.offset))
                 if not buf:
                     break
                 scan = split_records(buf, resyncing=cursor.resyncing)
+                if not cursor.offset:
+                    cursor.head = buf[: min(_MARK_BYTES, scan.consumed)]
+                if scan.consumed:
+                    done = buf[max(0, scan.consumed - _MARK_BYTES) : scan.consumed]
+                    cursor.tail = (cursor.tail + done)[-_MARK_BYTES:]
                 cursor.offset += scan.consumed
                 cursor.resyncing = scan.resyncing
                 run.corrupt_records += scan.corrupt
@@ -1007,24 +1132,8 @@ class LogdirReader:
         return changed
 
 
-def _event_files(run_dir: Path) -> list[Path]:
-    files: list[Path] = []
-    try:
-        for entry in os.scandir(run_dir):
-            if entry.name.startswith("events.out.tfevents."):
-                files.append(Path(entry.path))
-            elif entry.is_dir() and not entry.name.startswith("."):
-                try:
-                    files += [
-                        Path(e.path)
-                        for e in os.scandir(entry.path)
-                        if e.name.startswith("events.out.tfevents.")
-                    ]
-                except OSError:
-                    continue
-    except OSError:
-        return []
-    return files
+def _reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
 
 
 def _has_marker(run_dir: Path) -> bool:

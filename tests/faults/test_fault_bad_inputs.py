@@ -243,11 +243,6 @@ def test_board_logdir_is_a_file(corpus: BadInputs) -> None:
                           corpus.pairs_bad)  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="events.LogdirReader._scan: DirEntry.is_dir() on a looping "
-    "symlink raises ELOOP; board --once exits 6 (write failure) instead of skipping",
-)
 def test_board_logdir_with_symlink_loops(corpus: BadInputs) -> None:
     code, out = invoke("board", corpus.loops, "--once")
     assert code == 0, out

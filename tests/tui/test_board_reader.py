@@ -365,3 +365,156 @@ def test_large_files_are_read_in_chunks(tmp_path: Path) -> None:
     assert len(reader.runs["r"].series["loss"]) == 301
     assert reader.runs["r"].series["blob"].latest[0] == 300
     assert reader.runs["r"].corrupt_records == 0
+
+
+# ------------------------------------------------------------- replaced, vanishing, unreadable
+
+
+def _loss_file(run_dir: Path, steps: range, value: float, tag: str = "loss", **kw) -> Path:
+    path = event_file(run_dir, **kw)
+    log = EventLog(path)
+    for step in steps:
+        log.scalar(tag, value, step)
+    log.close()
+    return path
+
+
+def test_file_replaced_by_a_longer_one_drops_its_old_points(tmp_path: Path) -> None:
+    path = _loss_file(tmp_path / "r", range(5), 1.0, tag="old_tag")
+    reader = ev.LogdirReader(tmp_path)
+    _poll(reader)
+    other = _loss_file(tmp_path / "elsewhere", range(20), 3.0)
+    os.replace(other, path)  # same name, another inode, longer
+    assert reader.poll(rescan=False) == {"r"}
+    assert _values(reader, "r", "loss") == [(s, 3.0) for s in range(20)]
+    assert "old_tag" not in reader.runs["r"].series  # not hidden behind a step rewind
+
+
+def test_file_rewritten_in_place_and_longer_is_read_again(tmp_path: Path) -> None:
+    path = _loss_file(tmp_path / "r", range(5), 1.0)
+    reader = ev.LogdirReader(tmp_path)
+    _poll(reader)
+    inode = path.stat().st_ino
+    path.write_bytes(b"")  # truncated and rewritten through the same inode
+    _loss_file(tmp_path / "r", range(30), 2.0)
+    assert path.stat().st_ino == inode
+    reader.poll(rescan=False)
+    assert _values(reader, "r", "loss") == [(s, 2.0) for s in range(30)]
+
+
+def test_replacing_the_older_of_two_files_matches_a_fresh_reader(tmp_path: Path) -> None:
+    run = tmp_path / "r"
+    old = _loss_file(run, range(10), 1.0, stamp=1_000_000_000)
+    _loss_file(run, range(6, 12), 2.0, stamp=1_000_000_500)  # resumed at step 6
+    reader = ev.LogdirReader(tmp_path)
+    _poll(reader)
+    other = _loss_file(tmp_path / "elsewhere", range(8), 5.0)
+    os.replace(other, old)
+    reader.poll(rescan=False)
+    fresh = ev.LogdirReader(tmp_path)
+    _poll(fresh)
+    assert _values(reader, "r", "loss") == _values(fresh, "r", "loss")
+    assert _values(reader, "r", "loss") == [(s, 5.0) for s in range(6)] + [
+        (s, 2.0) for s in range(6, 12)
+    ]
+    assert reader.runs["r"].events == fresh.runs["r"].events
+
+
+def test_appends_are_not_mistaken_for_a_rewrite(tmp_path: Path) -> None:
+    path = event_file(tmp_path / "r")
+    log = EventLog(path)
+    reader = ev.LogdirReader(tmp_path)
+    for step in range(40):
+        log.scalar("loss", float(step), step)
+        if step % 7 == 0:
+            reader.poll(rescan=True)
+    reader.poll()
+    run = reader.runs["r"]
+    assert _values(reader, "r", "loss") == [(s, float(s)) for s in range(40)]
+    assert run.events == 41  # read once each: no re-read from the start
+
+
+def test_file_deleted_between_stat_and_open_is_forgotten(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _loss_file(tmp_path / "r", range(5), 1.0)
+    reader = ev.LogdirReader(tmp_path)
+    _poll(reader)
+    EventLog(path, version_event=False).scalar("loss", 1.0, 5)  # grown: the next poll opens it
+    real_stat = os.stat
+
+    def stat_then_delete(p, *a, **k):  # the race, made certain
+        st = real_stat(p, *a, **k)
+        if Path(p) == path:
+            Path(p).unlink()
+        return st
+
+    monkeypatch.setattr(ev.os, "stat", stat_then_delete)
+    reader.poll(rescan=False)  # does not raise
+    monkeypatch.undo()
+    assert path not in reader.runs["r"].files and not reader.unreadable
+    assert _values(reader, "r", "loss") == [(s, 1.0) for s in range(5)]  # what was read stays
+    _loss_file(tmp_path / "r", range(3), 4.0)  # back under the same name
+    _poll(reader)
+    assert _values(reader, "r", "loss") == [(s, 4.0) for s in range(3)]
+
+
+def test_an_unreadable_file_is_noted_and_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _loss_file(tmp_path / "r", range(3), 1.0)
+    _loss_file(tmp_path / "s", range(3), 2.0)
+
+    def failing_open(p, *a, **k):
+        if Path(p) == path:
+            raise OSError(5, "Input/output error", str(p))
+        return open(p, *a, **k)
+
+    monkeypatch.setattr(ev, "open", failing_open, raising=False)
+    reader = ev.LogdirReader(tmp_path)
+    assert _poll(reader) == {"r", "s"}  # the other run is read
+    assert _values(reader, "s", "loss") == [(s, 2.0) for s in range(3)]
+    assert "loss" not in reader.runs["r"].series
+    assert reader.unreadable == {path: "Input/output error"}
+    monkeypatch.undo()
+    reader.poll(rescan=False)  # the next poll reads it
+    assert _values(reader, "r", "loss") == [(s, 1.0) for s in range(3)]
+    assert reader.unreadable == {}
+
+
+def test_symlink_loops_are_skipped_and_noted(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    _loss_file(logs / "r", range(3), 1.0)
+    _loss_file(logs / "r" / "train", range(3, 6), 1.0)
+    os.symlink("loop_b", logs / "loop_a")  # loop_a -> loop_b -> loop_a
+    os.symlink("loop_a", logs / "loop_b")
+    os.symlink("self", logs / "r" / "self")  # inside a run: the run must still be read
+    os.symlink("..", logs / "r" / "parent")  # a folder loop one level down: not recursed
+    reader = ev.LogdirReader(logs)
+    assert _poll(reader) == {"r"}
+    assert _values(reader, "r", "loss") == [(s, 1.0) for s in range(6)]
+    assert set(reader.unreadable) == {logs / "loop_a", logs / "loop_b", logs / "r" / "self"}
+    assert all("symbolic links" in why for why in reader.unreadable.values())
+    (logs / "loop_a").unlink()  # fixed: the listing forgets it (loop_b now dangles: not a dir)
+    (logs / "r" / "self").unlink()
+    _poll(reader)
+    assert reader.unreadable == {}
+
+
+def test_an_unchanged_file_is_not_opened_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _loss_file(tmp_path / "r", range(3), 1.0)
+    with open(path, "ab") as fh:
+        fh.write(ev.frame_record(b"partial")[:-5])  # a record still being written
+    reader = ev.LogdirReader(tmp_path)
+    _poll(reader)
+    opened: list[Path] = []
+
+    def counting_open(p, *a, **k):
+        opened.append(Path(p))
+        return open(p, *a, **k)
+
+    monkeypatch.setattr(ev, "open", counting_open, raising=False)
+    assert reader.poll(rescan=False) == set()
+    assert opened == []  # its pending tail is not read again while nothing changes
