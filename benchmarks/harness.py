@@ -88,14 +88,18 @@ def compare(
     base_s: list[float] = []
     for i in range(repeats):
         # Alternate which side goes first so neither always follows the other's cache state.
-        order = ((ours, ours_s), (baseline, base_s)) if i % 2 == 0 else (
-            (baseline, base_s), (ours, ours_s))
+        order = (
+            ((ours, ours_s), (baseline, base_s))
+            if i % 2 == 0
+            else ((baseline, base_s), (ours, ours_s))
+        )
         for fn, sink in order:
             t0 = time.perf_counter()
             fn()
             sink.append(time.perf_counter() - t0)
-    return Comparison(name, ours_label, baseline_label, ours_s, base_s, units, unit_name,
-                      target, notes)
+    return Comparison(
+        name, ours_label, baseline_label, ours_s, base_s, units, unit_name, target, notes
+    )
 
 
 def record(result: Comparison, path: Path = BENCHMARKS_MD) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 import traceback
 from pathlib import Path
 from typing import Annotated, Any
@@ -62,10 +61,10 @@ def _one_line(text: str) -> str:
 class FacenetGroup(TyperGroup):
     """Typer group that accepts snake_case aliases and turns errors into one-line messages."""
 
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         return super().parse_args(ctx, normalize_option_names(list(args)))
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.TyperException, typer.Abort):
@@ -135,7 +134,9 @@ def _version_callback(value: bool) -> None:
 def _root(
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version."),
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Show the version."
+        ),
     ] = False,
     debug: Annotated[
         bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")
@@ -219,7 +220,9 @@ def align(
 # --------------------------------------------------------------------------------------- train
 
 
-def _load_config_file(ctx: typer.Context, _param: typer.CallbackParam, value: Path | None) -> Path | None:
+def _load_config_file(
+    ctx: typer.Context, _param: typer.CallbackParam, value: Path | None
+) -> Path | None:
     """``--config FILE.toml``: any option from a file; the command line wins."""
     if value is None:
         return None
@@ -257,8 +260,10 @@ def train(
     ] = None,
     data_dir: Annotated[
         str | None,
-        typer.Option(help="Aligned dataset root(s), joined with ':'. Default: demo faces.",
-                     rich_help_panel=_DATA),
+        typer.Option(
+            help="Aligned dataset root(s), joined with ':'. Default: demo faces.",
+            rich_help_panel=_DATA,
+        ),
     ] = None,
     logs_base_dir: Annotated[
         Path, typer.Option(help="Event files go to <this>/<run>/.", rich_help_panel=_RUN)
@@ -286,7 +291,8 @@ def train(
     ] = _TRAIN.batch_size,
     image_size: Annotated[int, typer.Option(min=8, rich_help_panel=_DATA)] = _TRAIN.image_size,
     people_per_batch: Annotated[
-        int, typer.Option(min=2, help="Identities sampled per selection round.", rich_help_panel=_SEL)
+        int,
+        typer.Option(min=2, help="Identities sampled per selection round.", rich_help_panel=_SEL),
     ] = _TRAIN.people_per_batch,
     images_per_person: Annotated[
         int, typer.Option(min=2, help="Images sampled per identity.", rich_help_panel=_SEL)
@@ -306,8 +312,8 @@ def train(
         bool, typer.Option(help="(x - 127.5) / 128 instead of per-image.", rich_help_panel=_DATA)
     ] = _TRAIN.use_fixed_image_standardization,
     keep_probability: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Dropout keep probability.",
-                            rich_help_panel=_MODEL)
+        float,
+        typer.Option(min=0.0, max=1.0, help="Dropout keep probability.", rich_help_panel=_MODEL),
     ] = _TRAIN.keep_probability,
     weight_decay: Annotated[float, typer.Option(min=0.0, rich_help_panel=_MODEL)] = (
         _TRAIN.weight_decay
@@ -317,8 +323,9 @@ def train(
     ] = _TRAIN.optimizer,
     learning_rate: Annotated[
         float,
-        typer.Option(help="Initial rate; <= 0 uses --learning-rate-schedule-file.",
-                     rich_help_panel=_OPT),
+        typer.Option(
+            help="Initial rate; <= 0 uses --learning-rate-schedule-file.", rich_help_panel=_OPT
+        ),
     ] = _TRAIN.learning_rate,
     learning_rate_decay_epochs: Annotated[int, typer.Option(min=1, rich_help_panel=_OPT)] = (
         _TRAIN.learning_rate_decay_epochs
@@ -339,8 +346,10 @@ def train(
     ] = _TRAIN.triplet_selection,
     selection_mode: Annotated[
         str,
-        typer.Option(help="Embed for selection in inference (default) or training mode.",
-                     rich_help_panel=_SEL),
+        typer.Option(
+            help="Embed for selection in inference (default) or training mode.",
+            rich_help_panel=_SEL,
+        ),
     ] = _TRAIN.selection_mode,
     seed: Annotated[int, typer.Option(rich_help_panel=_RUN)] = _TRAIN.seed,
     gpu_memory_fraction: Annotated[
@@ -351,8 +360,9 @@ def train(
     ] = None,
     resume: Annotated[
         Path | None,
-        typer.Option(help="Run directory (or name) to continue at its exact step.",
-                     rich_help_panel=_RUN),
+        typer.Option(
+            help="Run directory (or name) to continue at its exact step.", rich_help_panel=_RUN
+        ),
     ] = None,
     keep_checkpoints: Annotated[int, typer.Option(min=1, rich_help_panel=_RUN)] = (
         _TRAIN.keep_checkpoints
@@ -365,8 +375,8 @@ def train(
         _TRAIN.lfw_nrof_folds
     ),
     lfw_distance_metric: Annotated[
-        int, typer.Option(min=0, max=1, help="0 squared Euclidean, 1 angular.",
-                          rich_help_panel=_LFW)
+        int,
+        typer.Option(min=0, max=1, help="0 squared Euclidean, 1 angular.", rich_help_panel=_LFW),
     ] = _TRAIN.lfw_distance_metric,
     lfw_use_flipped_images: Annotated[bool, typer.Option(rich_help_panel=_LFW)] = (
         _TRAIN.lfw_use_flipped_images
@@ -400,8 +410,10 @@ def validate(
     ] = None,
     model: Annotated[
         Path | None,
-        typer.Argument(help="Run directory, checkpoint, SavedModel or .keras file. "
-                       "Default: the newest demo run."),
+        typer.Argument(
+            help="Run directory, checkpoint, SavedModel or .keras file. "
+            "Default: the newest demo run."
+        ),
     ] = None,
     lfw_pairs: Annotated[Path | None, typer.Option(help="LFW-format pairs file.")] = None,
     lfw_batch_size: Annotated[int, typer.Option(min=1)] = _VALIDATE.lfw_batch_size,
@@ -442,8 +454,14 @@ def validate(
 
         if out is None:
             raise typer.BadParameter("--make-pairs needs --out FILE", param_hint="--out")
-        run_make_pairs(PairsConfig(data_dir=make_pairs, out=out, nrof_folds=lfw_nrof_folds,
-                                   pairs_per_fold=pairs_per_fold))
+        run_make_pairs(
+            PairsConfig(
+                data_dir=make_pairs,
+                out=out,
+                nrof_folds=lfw_nrof_folds,
+                pairs_per_fold=pairs_per_fold,
+            )
+        )
         return
     from facenet_cli.evaluate.validate import run_validate
 
@@ -544,4 +562,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -37,13 +37,26 @@ class PlainProgress:
     def add_task(self, description: str, total: float | None = None, **fields: Any) -> int:
         task_id = self._next_id
         self._next_id += 1
-        self.tasks[task_id] = {"description": description, "total": total, "completed": 0.0,
-                               "fields": fields, "start": time.monotonic(), "last": 0.0}
+        self.tasks[task_id] = {
+            "description": description,
+            "total": total,
+            "completed": 0.0,
+            "fields": fields,
+            "start": time.monotonic(),
+            "last": 0.0,
+        }
         return task_id
 
-    def update(self, task_id: int, *, advance: float = 0.0, completed: float | None = None,
-               total: float | None = None, description: str | None = None,
-               **fields: Any) -> None:
+    def update(
+        self,
+        task_id: int,
+        *,
+        advance: float = 0.0,
+        completed: float | None = None,
+        total: float | None = None,
+        description: str | None = None,
+        **fields: Any,
+    ) -> None:
         task = self.tasks[task_id]
         task["completed"] = completed if completed is not None else task["completed"] + advance
         if total is not None:
@@ -66,8 +79,11 @@ class PlainProgress:
         head = f"{done:g}/{total:g}" if total is not None else f"{done:g}"
         extra = " ".join(f"{k}={v}" for k, v in task["fields"].items() if v != "")
         elapsed = time.monotonic() - task["start"]
-        print(f"{task['description']}: {head} {extra} [{elapsed:.0f}s]".rstrip(),
-              file=self.stream, flush=True)
+        print(
+            f"{task['description']}: {head} {extra} [{elapsed:.0f}s]".rstrip(),
+            file=self.stream,
+            flush=True,
+        )
 
 
 @contextmanager

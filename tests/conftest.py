@@ -16,7 +16,9 @@ LFW_PAIRS = SHARED_DATA / "lfw_pairs.txt"
 
 
 @pytest.fixture(autouse=True)
-def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Keep tests away from the user's ~/logs, ~/models; share one demo cache per session."""
     base = tmp_path_factory.getbasetemp()
     monkeypatch.setenv("FACENET_LOGS", str(base / "logs"))

@@ -29,7 +29,13 @@ def test_version() -> None:
 def test_snake_case_aliases_are_rewritten() -> None:
     args = ["align", "--image_size", "160", "--lfw_dir=/a_b", "in_dir", "--", "--x_y"]
     assert normalize_option_names(args) == [
-        "align", "--image-size", "160", "--lfw-dir=/a_b", "in_dir", "--", "--x_y",
+        "align",
+        "--image-size",
+        "160",
+        "--lfw-dir=/a_b",
+        "in_dir",
+        "--",
+        "--x_y",
     ]
 
 
@@ -50,7 +56,8 @@ def test_help_does_not_import_tensorflow_and_is_fast() -> None:
         "import sys, time; t = time.perf_counter();"
         "from typer.testing import CliRunner; from facenet_cli.cli import app;"
         "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output;"
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'mtcnn', 'textual')];"
+        "heavy = ('tensorflow', 'keras', 'mtcnn', 'textual');"
+        "bad = [m for m in sys.modules if m.split('.')[0] in heavy];"
         "assert not bad, bad; print(time.perf_counter() - t)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -90,8 +90,10 @@ def _accepts(expected: Any, value: Any) -> bool:
         return isinstance(value, str)
     if origin is tuple:
         args = typing.get_args(expected)
-        return isinstance(value, list) and len(value) == len(args) and all(
-            _accepts(a, v) for a, v in zip(args, value, strict=True)
+        return (
+            isinstance(value, list)
+            and len(value) == len(args)
+            and all(_accepts(a, v) for a, v in zip(args, value, strict=True))
         )
     return True
 
@@ -109,6 +111,4 @@ def check_types(path: Path, options: dict[str, Any], schema: type) -> None:
     fields = {f.name for f in dataclasses.fields(schema)}
     for key, value in options.items():
         if key in fields and not _accepts(hints[key], value):
-            raise InputError(
-                f"{path}: '{key}' must be {_type_name(hints[key])}, not {value!r}"
-            )
+            raise InputError(f"{path}: '{key}' must be {_type_name(hints[key])}, not {value!r}")

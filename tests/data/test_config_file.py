@@ -89,8 +89,12 @@ def test_values_are_checked_against_the_config_types(tmp_path: Path) -> None:
     good = tmp_path / "good.toml"
     good.write_text('batch_size = 30\nalpha = 1\nlfw_dir = "x"\nrandom_flip = true\n')
     assert read_config_file(good, schema=TrainConfig)["alpha"] == 1
-    for text, key in [('random_flip = "yes"', "random_flip"), ("batch_size = 1.5", "batch_size"),
-                      ("batch_size = true", "batch_size"), ("lfw_dir = 3", "lfw_dir")]:
+    for text, key in [
+        ('random_flip = "yes"', "random_flip"),
+        ("batch_size = 1.5", "batch_size"),
+        ("batch_size = true", "batch_size"),
+        ("lfw_dir = 3", "lfw_dir"),
+    ]:
         bad = tmp_path / "bad.toml"
         bad.write_text(text + "\n")
         with pytest.raises(InputError, match=f"bad.toml: '{key}' must be"):
