@@ -388,9 +388,20 @@ def train(
         _TRAIN.lfw_batch_size
     ),
     strategy: Annotated[
-        str, typer.Option(help="auto, one, mirrored or multiworker.", rich_help_panel=_RUN)
+        str,
+        typer.Option(
+            help="auto (mirrored on 2+ GPUs, else one), one, mirrored (all local GPUs) or "
+            "multiworker (machines named by TF_CONFIG); see docs/distributed.md.",
+            rich_help_panel=_RUN,
+        ),
     ] = _TRAIN.strategy,
-    mixed_precision: Annotated[bool, typer.Option(rich_help_panel=_RUN)] = _TRAIN.mixed_precision,
+    mixed_precision: Annotated[
+        bool,
+        typer.Option(
+            help="16-bit compute: float16 with loss scaling on GPU, bfloat16 on CPU.",
+            rich_help_panel=_RUN,
+        ),
+    ] = _TRAIN.mixed_precision,
 ) -> None:
     """Train an embedding with triplet loss and online triplet selection."""
     from facenet_cli.train.loop import run_train
