@@ -28,16 +28,13 @@ EmbedFn = Callable[[np.ndarray], np.ndarray]
 
 
 def standardize_tensor(images: Any, mode: str) -> Any:
-    """Standardise a float32 batch of raw pixels: ``per_image``, ``fixed`` or ``none``."""
-    import tensorflow as tf
+    """Standardise a float32 batch of raw pixels: ``per_image``, ``fixed`` or ``none``.
 
-    if mode == "per_image":
-        return tf.image.per_image_standardization(images)
-    if mode == "fixed":
-        return (images - 127.5) / 128.0
-    if mode == "none":
-        return images
-    raise ValueError(f"unknown standardization {mode!r}")
+    The same function the data pipeline uses, so training and export cannot drift apart.
+    """
+    from facenet_cli.data.pipeline import standardize
+
+    return standardize(images, mode)
 
 
 def embed_tensor(keras_model: Any, info: ModelInfo, images: Any) -> Any:
