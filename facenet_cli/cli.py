@@ -10,7 +10,7 @@ import os
 import re
 import traceback
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from typer.core import TyperGroup
@@ -26,6 +26,7 @@ from facenet_cli.config import (
     from_params,
 )
 from facenet_cli.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_IO, FacenetError
+from facenet_cli.tf_quiet import quiet_tensorflow
 
 _ALIGN = AlignConfig()
 _TRAIN = TrainConfig()
@@ -120,6 +121,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Click's plain help wraps the descriptions and never cuts an option name; Rich's tables cut
+    # long names (--gpu-memory-fra...) on an 80-column terminal.
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -144,6 +148,7 @@ def _root(
 ) -> None:
     global _debug
     _debug = _debug or debug
+    quiet_tensorflow(_debug)
 
 
 # --------------------------------------------------------------------------------------- align
@@ -370,7 +375,14 @@ def train(
     lfw_dir: Annotated[
         Path | None, typer.Option(help="Aligned LFW (or pairs) images.", rich_help_panel=_LFW)
     ] = None,
-    lfw_pairs: Annotated[Path | None, typer.Option(rich_help_panel=_LFW)] = None,
+    lfw_pairs: Annotated[
+        Path | None,
+        typer.Option(
+            help="Pairs file, LFW or path-based (see `facenet pairs --help`). "
+            "Default: LFW_DIR/pairs.txt.",
+            rich_help_panel=_LFW,
+        ),
+    ] = None,
     lfw_nrof_folds: Annotated[int, typer.Option(min=2, rich_help_panel=_LFW)] = (
         _TRAIN.lfw_nrof_folds
     ),
@@ -426,7 +438,13 @@ def validate(
             "Default: the newest demo run."
         ),
     ] = None,
-    lfw_pairs: Annotated[Path | None, typer.Option(help="LFW-format pairs file.")] = None,
+    lfw_pairs: Annotated[
+        Path | None,
+        typer.Option(
+            help="Pairs file, LFW or path-based (see `facenet pairs --help`). Default: "
+            "pairs.txt in or beside LFW_DIR, else the official LFW pairs file."
+        ),
+    ] = None,
     lfw_batch_size: Annotated[int, typer.Option(min=1)] = _VALIDATE.lfw_batch_size,
     image_size: Annotated[
         int | None, typer.Option(min=8, help="Default: the model's own (160).")
@@ -488,11 +506,31 @@ def pairs(
         int, typer.Option(min=1, help="Matched pairs per fold (as many mismatched).")
     ] = 300,
     seed: Annotated[int, typer.Option()] = 666,
+    format: Annotated[
+        Literal["lfw", "paths"] | None,
+        typer.Option(
+            "--format", help="Force a format. Default: lfw when every file allows it, else paths."
+        ),
+    ] = None,
 ) -> None:
-    """Write a balanced LFW-format pairs file for any aligned folder."""
+    """Write a balanced pairs file for any aligned folder, whatever its file names.
+
+    \b
+    LFW format when every image is <name>/<name>_<idx:04d>.<ext>:
+      name idx1 idx2            (a matched pair)
+      name1 idx1 name2 idx2     (a mismatched pair)
+    otherwise the path-based format, paths relative to the data folder:
+      s1/1.png  s1/7.png  same
+      s1/1.png  s2/3.png  different
+
+    Separate the fields with tabs when a path contains spaces; lines starting with # are
+    comments. An optional first line "K N" says K folds of N matched then N mismatched pairs.
+    Folds are identity-disjoint (a person in one fold only) when the identities allow it.
+    validate and train --lfw-pairs read both formats; a file written by hand works the same.
+    """
     from facenet_cli.data.pairs import run_make_pairs
 
-    run_make_pairs(PairsConfig(data_dir, out, nrof_folds, pairs_per_fold, seed))
+    run_make_pairs(PairsConfig(data_dir, out, nrof_folds, pairs_per_fold, seed, format))
 
 
 # -------------------------------------------------------------------------------------- export

@@ -119,6 +119,7 @@ class PairsConfig:
     nrof_folds: int = 10
     pairs_per_fold: int = 300
     seed: int = 666
+    format: str | None = None  # "lfw" or "paths"; None: LFW when the file names allow it
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
+from facenet_cli.data.pairs_file import LFW_PAIRS as LFW_PAIRS  # the copy the package ships
+
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
-LFW_PAIRS = SHARED_DATA / "lfw_pairs.txt"
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""The validate job: embed the images of an LFW-format pairs file and run the protocol.
+"""The validate job: embed the images of a pairs file (LFW or path-based), run the protocol.
 
 ``evaluate_on_pairs`` is the reusable core (the training loop calls it after each epoch with an
 in-memory model); ``run_validate`` is ``facenet validate``: it loads a model, reconciles the
@@ -25,7 +25,7 @@ from facenet_cli.evaluate.metrics import EvaluationResult, evaluate, metric_id
 
 if TYPE_CHECKING:
     from facenet_cli.config import ValidateConfig
-    from facenet_cli.data.pairs import Pair
+    from facenet_cli.data.pairs_file import AnyPair
 
 EmbedFn = Callable[[np.ndarray], np.ndarray]
 
@@ -200,7 +200,7 @@ def embed_paths(
 def evaluate_on_pairs(
     embed: EmbedFn,
     lfw_dir: str | os.PathLike[str],
-    pairs_path: str | os.PathLike[str] | Sequence[Pair],
+    pairs_path: str | os.PathLike[str] | Sequence[AnyPair],
     *,
     image_size: int,
     batch_size: int = 100,
@@ -223,8 +223,9 @@ def evaluate_on_pairs(
     Args:
         embed: raw-pixel batch ``(N, S, S, 3)`` float32 0..255 -> L2-normalised ``(N, D)``,
             e.g. ``EmbeddingModel.embed``.
-        lfw_dir: aligned images, ``<name>/<name>_<idx:04d>.<ext>``.
-        pairs_path: an LFW-format pairs file, or pairs already read with ``read_pairs``.
+        lfw_dir: aligned images, ``<name>/<name>_<idx:04d>.<ext>`` for LFW pairs, the folder
+            the paths are relative to for path-based pairs.
+        pairs_path: a pairs file (LFW or path-based), or pairs already read with ``read_pairs``.
         image_size: centre crop / pad size (the model's input size).
         batch_size: images per batch.
         use_flipped_images: concatenate the embeddings of each image and its mirror.
@@ -243,7 +244,7 @@ def evaluate_on_pairs(
         InputError: unreadable or malformed pairs file, missing folder, a missing image with
             ``strict``, fewer usable pairs than folds, an unreadable image.
     """
-    from facenet_cli.data.pairs import read_pairs, resolve_pairs
+    from facenet_cli.data.pairs_file import read_pairs, resolve_pairs
 
     metric = metric_id(distance_metric)
     source: Path | None = None
@@ -258,7 +259,8 @@ def evaluate_on_pairs(
     if resolved.kept.size < nrof_folds:
         raise InputError(
             f"{where}: only {resolved.kept.size} of {len(pairs)} pairs have both images under "
-            f"{lfw_dir}; {nrof_folds} folds need at least {nrof_folds}"
+            f"{lfw_dir}; {nrof_folds} folds need at least {nrof_folds} (pass --lfw-pairs FILE; "
+            f"`facenet pairs {lfw_dir} --out FILE` makes one for any aligned folder)"
         )
     unique: dict[Path, int] = {}
     slots = np.array([unique.setdefault(p, len(unique)) for p in resolved.paths], dtype=np.int64)
@@ -319,7 +321,13 @@ def newest_run(models_dir: Path) -> Path | None:
 
 
 def _resolve_inputs(config: ValidateConfig) -> tuple[Path, Path, Path]:
-    """LFW folder, model and pairs file, with the demo defaults filled in."""
+    """LFW folder, model and pairs file, with the demo defaults filled in.
+
+    Without ``--lfw-pairs``: ``pairs.txt`` in LFW_DIR or beside it, else the LFW pairs file the
+    package ships.
+    """
+    from facenet_cli.data.pairs_file import find_pairs_file
+
     if config.lfw_dir is None and config.model is None:
         from facenet_cli.data.demo_faces import demo_paths
 
@@ -341,17 +349,7 @@ def _resolve_inputs(config: ValidateConfig) -> tuple[Path, Path, Path]:
     lfw_dir = Path(config.lfw_dir)
     if not lfw_dir.is_dir():
         raise InputError(f"{lfw_dir}: image directory not found")
-    pairs = config.lfw_pairs
-    if pairs is None:
-        for candidate in (lfw_dir / "pairs.txt", lfw_dir.parent / "pairs.txt"):
-            if candidate.is_file():
-                pairs = candidate
-                break
-        else:
-            raise InputError(
-                f"{lfw_dir}: no pairs.txt here or beside it; pass --lfw-pairs FILE "
-                "(`facenet pairs DIR --out FILE` makes one for any aligned folder)"
-            )
+    pairs = config.lfw_pairs if config.lfw_pairs is not None else find_pairs_file(lfw_dir)
     return lfw_dir, Path(config.model), Path(pairs)
 
 

@@ -1,4 +1,4 @@
-"""LFW pairs files: read, write, resolve and make."""
+"""Pairs files (LFW and path-based): read, write, resolve and make."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from facenet_cli.config import PairsConfig
 from facenet_cli.data.dataset import get_dataset
 from facenet_cli.data.pairs import (
     Pair,
+    PathPair,
     make_pairs,
+    plan_pairs,
     pair_image_path,
     pairable_images,
     read_pairs,
@@ -23,13 +25,9 @@ from facenet_cli.data.pairs import (
 from facenet_cli.errors import InputError
 from tests.conftest import LFW_PAIRS
 
-needs_lfw_pairs = pytest.mark.skipif(not LFW_PAIRS.exists(), reason="shared lfw_pairs.txt absent")
-
-
 # ------------------------------------------------------------------------------------- reading
 
 
-@needs_lfw_pairs
 def test_read_real_lfw_pairs() -> None:
     pairs = read_pairs(LFW_PAIRS)
     assert len(pairs) == 6000
@@ -86,7 +84,6 @@ def test_missing_and_empty_files(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------- writing
 
 
-@needs_lfw_pairs
 def test_writer_round_trips_real_file(tmp_path: Path) -> None:
     pairs = read_pairs(LFW_PAIRS)
     out = write_pairs(tmp_path / "sub" / "pairs.txt", pairs, 10, 300)
@@ -160,10 +157,12 @@ def _check_structure(pairs: list[Pair], folds: int, per_fold: int) -> None:
 
 def test_make_pairs_balanced_deterministic_and_resolvable(image_tree, tmp_path: Path) -> None:
     root = image_tree({f"id{i:02d}": 2 + i % 5 for i in range(12)}, size=8)
-    pairs = make_pairs(root, nrof_folds=4, pairs_per_fold=10, seed=3)
+    # The draw over all identities at once (the fallback of identity-disjoint folds).
+    kw = {"nrof_folds": 4, "pairs_per_fold": 10, "disjoint": False}
+    pairs = make_pairs(root, seed=3, **kw)
     _check_structure(pairs, 4, 10)
-    assert make_pairs(root, nrof_folds=4, pairs_per_fold=10, seed=3) == pairs
-    assert make_pairs(root, nrof_folds=4, pairs_per_fold=10, seed=4) != pairs
+    assert make_pairs(root, seed=3, **kw) == pairs
+    assert make_pairs(root, seed=4, **kw) != pairs
     # Matched pairs are spread evenly (water-filling): an identity gets all its pairs or within
     # one of the largest share. 2 + i % 5 images give 1, 3, 6, 10, 15 possible pairs.
     per_id = Counter(p.name1 for p in pairs if p.issame)
@@ -224,3 +223,168 @@ def test_run_make_pairs_writes_and_summarises(image_tree, tmp_path: Path, capsys
     assert out.read_text().startswith("2\t4\n")
     printed = capsys.readouterr().out
     assert "16 (8 matched, 8 mismatched)" in printed
+
+
+# ---------------------------------------------------------------------- identity-disjoint folds
+
+
+def _fold_identities(pairs: list, folds: int) -> list[set[str]]:
+    per = len(pairs) // folds
+    out = []
+    for k in range(folds):
+        names: set[str] = set()
+        for p in pairs[k * per : (k + 1) * per]:
+            if isinstance(p, PathPair):
+                names.update(x.split("/")[0] for x in (p.path1, p.path2))
+            else:
+                names.update((p.name1, p.name2))
+        out.append(names)
+    return out
+
+
+def test_folds_are_identity_disjoint_when_the_identities_allow(image_tree) -> None:
+    root = image_tree({f"id{i:02d}": 2 + i % 5 for i in range(12)}, size=8)
+    dataset = get_dataset(root)
+    plan = plan_pairs(dataset, nrof_folds=4, pairs_per_fold=5, seed=3)
+    assert plan.disjoint
+    _check_structure(plan.pairs, 4, 5)
+    groups = _fold_identities(plan.pairs, 4)
+    assert all(len(g) >= 2 for g in groups)
+    assert sum(len(g) for g in groups) == len(set().union(*groups)), "a person in two folds"
+    assert plan_pairs(dataset, nrof_folds=4, pairs_per_fold=5, seed=3).pairs == plan.pairs
+    assert len(resolve_pairs(root, plan.pairs, strict=True).kept) == len(plan.pairs)
+
+
+def test_one_large_identity_still_gets_disjoint_folds(image_tree) -> None:
+    # One identity holds most matched pairs: the snake deal leaves a fold short, the greedy one
+    # gives it a fold of its own plus a single-image identity for the mismatched pairs.
+    root = image_tree({"big": 12, **{f"s{i}": 1 for i in range(6)}, "two": 2}, size=8)
+    plan = plan_pairs(get_dataset(root), nrof_folds=2, pairs_per_fold=1, seed=0)
+    assert plan.disjoint
+    groups = _fold_identities(plan.pairs, 2)
+    assert not groups[0] & groups[1]
+
+
+def test_too_few_identities_share_folds_and_say_so(image_tree, tmp_path: Path, capsys) -> None:
+    root = image_tree({"a": 6, "b": 6, "c": 6}, size=8)  # 3 identities cannot fill 2 folds of 2
+    plan = plan_pairs(get_dataset(root), nrof_folds=2, pairs_per_fold=4, seed=0)
+    assert not plan.disjoint
+    _check_structure(plan.pairs, 2, 4)
+    run_make_pairs(PairsConfig(root, tmp_path / "p.txt", nrof_folds=2, pairs_per_fold=4))
+    assert "sharing identities" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------ path-based pairs files
+
+
+def _own_photos(root: Path, people: int, photos: int) -> Path:
+    """A folder named the way people name their own photos: s1/1.png ... (not <name>_<idx>)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(1, people + 1):
+        d = root / f"s{i}"
+        d.mkdir(parents=True)
+        for k in range(1, photos + 1):
+            arr = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+            Image.fromarray(arr).save(d / f"{k}.png")
+    return root
+
+
+def test_read_path_pairs_tabs_spaces_comments_and_header(tmp_path: Path) -> None:
+    path = tmp_path / "mine.txt"
+    path.write_text(
+        "# my own pairs\n1 2\n"
+        "s1/1.png s1/2.png same\n"
+        "John Doe/a b.png\tJane/1.png\tdifferent\n"
+        "\n  # indented comment\n"
+        "s2/1.png s2/3.png SAME\n"
+        "s1/1.png s2/1.png Different\n"
+    )
+    assert read_pairs(path) == [
+        PathPair("s1/1.png", "s1/2.png", True),
+        PathPair("John Doe/a b.png", "Jane/1.png", False),
+        PathPair("s2/1.png", "s2/3.png", True),
+        PathPair("s1/1.png", "s2/1.png", False),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "lineno", "match"),
+    [
+        ("a/1.png b/1.png same\na/1.png same\n", 2, "expected 'path1 path2 same|different'"),
+        ("a/1.png b/1.png same\nJohn Doe/1.png b/1.png different\n", 2, "separate the fields"),
+        ("a/1.png b/1.png same\na 1 2\n", 2, "other format"),
+        ("a 1 2\na/1.png b/1.png same\n", 2, "the file's pairs are LFW"),
+        ("/etc/x.png a/1.png same\n", 1, "relative to the data folder"),
+        ("a/1.png ../b/1.png different\n", 1, "relative to the data folder"),
+        ("a/1.png\tb/1.png\tx\tsame\n", 1, "got 4 fields"),
+        ("a/1.png b/1.png sme\n", 1, "label must be 'same' or 'different', got 'sme'"),
+        ("a/1.png b/1.png\n", 1, "'path1 path2 same|different', got 2 fields"),
+    ],
+)
+def test_malformed_path_line_names_file_and_line(
+    tmp_path: Path, body: str, lineno: int, match: str
+) -> None:
+    path = tmp_path / "pairs.txt"
+    path.write_text(body)
+    with pytest.raises(InputError, match=match) as info:
+        read_pairs(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:{lineno}:")
+    assert "\n" not in message
+
+
+def test_make_pairs_on_own_file_names_writes_path_pairs(tmp_path: Path, capsys) -> None:
+    root = _own_photos(tmp_path / "faces", people=8, photos=4)
+    out = tmp_path / "pairs.txt"
+    pairs = run_make_pairs(PairsConfig(root, out, nrof_folds=2, pairs_per_fold=6, seed=1))
+    assert all(isinstance(p, PathPair) for p in pairs)
+    assert read_pairs(out) == pairs
+    assert out.read_text().splitlines()[1].count("\t") == 2
+    issame = np.array([p.issame for p in pairs]).reshape(2, 12)
+    assert issame[:, :6].all() and not issame[:, 6:].any()
+    assert all((p.path1.split("/")[0] == p.path2.split("/")[0]) == p.issame for p in pairs)
+    assert len({frozenset((p.path1, p.path2)) for p in pairs}) == len(pairs)
+    groups = _fold_identities(pairs, 2)
+    assert not groups[0] & groups[1]
+    assert len(resolve_pairs(root, pairs, strict=True).kept) == len(pairs)
+    printed = capsys.readouterr().out
+    assert "paths" in printed and "identity-disjoint" in printed
+
+
+def test_path_pairs_resolve_with_missing_images(tmp_path: Path) -> None:
+    root = _own_photos(tmp_path / "faces", people=2, photos=2)
+    pairs = [
+        PathPair("s1/1.png", "s1/2.png", True),
+        PathPair("s1/1.png", "s2/9.png", False),
+        PathPair("s2/1.png", "s2/2.png", True),
+    ]
+    res = resolve_pairs(root, pairs)
+    assert res.kept.tolist() == [0, 2] and res.issame.tolist() == [True, True]
+    assert res.missing == [root / "s2" / "9.png"]
+    assert res.paths[0] == root / "s1" / "1.png"
+    with pytest.raises(InputError, match=r"s2/9.png: image of pair 2 not found"):
+        resolve_pairs(root, pairs, strict=True)
+
+
+def test_format_choice_lfw_names_or_paths(image_tree, tmp_path: Path, capsys) -> None:
+    root = image_tree({f"p{i}": 3 for i in range(4)}, size=8)
+    assert all(isinstance(p, Pair) for p in make_pairs(root, 1, 3, seed=0))
+    (root / "p0" / "extra.png").write_bytes((root / "p0" / "p0_0001.png").read_bytes())
+    # One file an LFW line cannot name: every image is still used, through paths.
+    plan = plan_pairs(get_dataset(root), 1, 3, seed=0)
+    assert plan.path_based and not plan.left_out
+    # Forcing LFW leaves that file out, and the summary says so.
+    run_make_pairs(PairsConfig(root, tmp_path / "p.txt", 1, 3, 0, format="lfw"))
+    printed = capsys.readouterr().out
+    assert "left out" in printed and "1 of 13 images" in printed
+    assert all(isinstance(p, Pair) for p in read_pairs(tmp_path / "p.txt"))
+
+
+def test_shipped_lfw_pairs_is_the_default(tmp_path: Path) -> None:
+    from facenet_cli.data.pairs import find_pairs_file
+
+    assert find_pairs_file(tmp_path) == LFW_PAIRS and LFW_PAIRS.is_file()
+    (tmp_path / "pairs.txt").write_text("a 1 2\n")
+    assert find_pairs_file(tmp_path / "lfw") == tmp_path / "pairs.txt"
