@@ -1,4 +1,5 @@
-"""evaluate_on_pairs and `facenet validate` on the real LFW pairs file over a synthetic tree."""
+"""evaluate_on_pairs and `facenet validate` on the real LFW pairs file (the copy the package
+ships) over a synthetic tree, and on path-based pairs of a folder named any way."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from facenet_cli.cli import app
-from facenet_cli.data.pairs import read_pairs
+from facenet_cli.data.pairs import PathPair, read_pairs
 from facenet_cli.errors import InputError
 from facenet_cli.evaluate.metrics import evaluate
 from facenet_cli.evaluate.validate import evaluate_on_pairs
@@ -209,8 +210,9 @@ def test_cli_json_roc_and_conflicting_flag(lfw_tree, small_model, tmp_path):
 def test_cli_table_and_png(lfw_tree, small_model, tmp_path):
     root, _ = lfw_tree
     png = tmp_path / "roc.png"
+    # No --lfw-pairs and no pairs.txt in or beside the folder: the shipped LFW pairs file.
     result = runner.invoke(app, [
-        "validate", str(root), str(small_model), "--lfw-pairs", str(LFW_PAIRS),
+        "validate", str(root), str(small_model),
         "--roc", str(png), "--lfw-batch-size", "500", "--distance-metric", "1",
     ])  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -238,11 +240,52 @@ def test_cli_strict_is_an_input_error(lfw_tree, small_model):
     assert "error:" in result.stderr and "not found" in result.stderr
 
 
-def test_cli_missing_pairs_file(tmp_path, small_model):
+def test_cli_folder_that_is_not_lfw_without_pairs(tmp_path, small_model):
     (tmp_path / "lfw").mkdir()
     result = runner.invoke(app, ["validate", str(tmp_path / "lfw"), str(small_model)])
     assert result.exit_code == 3
-    assert "--lfw-pairs" in result.stderr
+    line = result.stderr.strip()
+    assert "\n" not in line and line.startswith(f"error: {LFW_PAIRS}: only 0 of 6000 pairs")
+    assert "--lfw-pairs" in line and f"facenet pairs {tmp_path / 'lfw'}" in line
+
+
+def _own_faces(root: Path, people: int, photos: int) -> Path:
+    """Photos named the way people name their own: s1/1.png ... s8/4.png."""
+    for i in range(1, people + 1):
+        (root / f"s{i}").mkdir(parents=True)
+        for k in range(1, photos + 1):
+            Image.fromarray(identity_image(f"s{i}", k)).save(root / f"s{i}" / f"{k}.png")
+    return root
+
+
+def test_pairs_then_validate_on_own_file_names(tmp_path, small_model):
+    root = _own_faces(tmp_path / "faces", 8, 4)
+    out = tmp_path / "pairs.txt"
+    result = runner.invoke(app, [
+        "pairs", str(root), "--out", str(out), "--nrof-folds", "2", "--pairs-per-fold", "6",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "identity-disjoint" in result.stdout
+    assert out.read_text().splitlines()[1].endswith("\tsame")
+    (root / "s1" / "1.png").unlink()  # a missing image: its pairs are skipped and reported
+    result = runner.invoke(app, [
+        "validate", str(root), str(small_model), "--lfw-pairs", str(out), "--json",
+        "--lfw-nrof-folds", "2",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    listed = [(p.path1, p.path2) for p in read_pairs(out) if isinstance(p, PathPair)]
+    kept = [pair for pair in listed if "s1/1.png" not in pair]
+    assert len(listed) == 24 and 0 < len(kept) < 24
+    assert data["pairs_used"] == len(kept) and data["pairs_skipped"] == 24 - len(kept)
+    assert data["images"] == len({path for pair in kept for path in pair})
+    # The protocol on the same file reads the same images the LFW way would: identities stay apart.
+    report = evaluate_on_pairs(block_embed, root, out, image_size=SIZE, nrof_folds=2)
+    assert report.missing == [root / "s1" / "1.png"] and report.result.accuracy.mean() > 0.8
+    result = runner.invoke(app, [
+        "validate", str(root), str(small_model), "--lfw-pairs", str(out), "--strict",
+    ])  # fmt: skip
+    assert result.exit_code == 3 and f"{root / 's1' / '1.png'}: image of pair" in result.stderr
 
 
 # ---------------------------------------------------------------------------- demo and pairs
