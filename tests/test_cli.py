@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
+import typer
 from typer.testing import CliRunner
 
 from facenet_cli import __version__
@@ -69,3 +71,43 @@ def test_every_command_help_works() -> None:
     for name in ("align", "train", "validate", "board", "demo", "export", "pairs"):
         result = runner.invoke(app, [name, "--help"])
         assert result.exit_code == 0, (name, result.output)
+
+
+def test_every_option_name_is_whole_in_help_at_80_columns() -> None:
+    for name in ("align", "train", "validate", "board", "demo", "export", "pairs"):
+        command = typer.main.get_command(app).commands[name]  # type: ignore[attr-defined]
+        result = runner.invoke(app, [name, "--help"], terminal_width=80)
+        assert result.exit_code == 0, result.output
+        assert "…" not in result.output
+        for param in command.params:
+            for opt in [*param.opts, *getattr(param, "secondary_opts", [])]:
+                if opt.startswith("--"):
+                    assert opt in result.output, (name, opt)
+
+
+def test_tensorflow_start_up_lines_are_hidden_unless_asked_for() -> None:
+    # One real TensorFlow import and device query (the cuInit error appears here without a GPU).
+    code = (
+        "import sys; from facenet_cli.tf_quiet import quiet_tensorflow;"
+        "quiet_tensorflow(debug=sys.argv[1] == 'debug');"
+        "import tensorflow as tf; tf.config.list_physical_devices()"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    quiet = subprocess.run([sys.executable, "-c", code, "quiet"], capture_output=True, text=True,
+                           env=env, check=True)  # fmt: skip
+    assert quiet.stderr == ""
+
+
+def test_debug_or_the_users_level_leaves_tensorflow_logging_alone(monkeypatch) -> None:
+    from facenet_cli import tf_quiet
+
+    def hooks() -> int:
+        return sum(isinstance(f, tf_quiet._QuietTensorFlowImport) for f in sys.meta_path)
+
+    before = hooks()
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    tf_quiet.quiet_tensorflow(debug=True)
+    assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ and hooks() == before
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
+    tf_quiet.quiet_tensorflow(debug=False)
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0" and hooks() == before
