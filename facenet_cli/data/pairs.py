@@ -7,7 +7,6 @@ The file formats (LFW and path-based), reading, writing and resolving live in
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
-from facenet_cli.data.dataset import IMAGE_EXTENSIONS, ImageClass, get_dataset
+from facenet_cli.data.dataset import ImageClass, get_dataset
 from facenet_cli.data.pairs_file import (
     LFW_PAIRS,
     AnyPair,
@@ -23,10 +22,12 @@ from facenet_cli.data.pairs_file import (
     PathPair,
     ResolvedPairs,
     find_pairs_file,
+    lfw_names,
     pair_image_path,
+    pairable_images,
+    path_images,
     read_pairs,
     resolve_pairs,
-    writable_path,
     write_pairs,
 )
 from facenet_cli.errors import InputError
@@ -44,7 +45,9 @@ __all__ = [
     "find_pairs_file",
     "make_pairs",
     "pair_image_path",
+    "lfw_names",
     "pairable_images",
+    "path_images",
     "plan_pairs",
     "read_pairs",
     "resolve_pairs",
@@ -52,7 +55,6 @@ __all__ = [
     "write_pairs",
 ]
 
-_INDEXED_STEM = re.compile(r"^(?P<name>.+)_(?P<idx>\d+)$")
 # Identities with at most this many matched combinations are enumerated; larger ones are sampled
 # by rejection (then the draw is sparse, so rejections are rare).
 _ENUMERATE_LIMIT = 20_000
@@ -61,45 +63,7 @@ FORMATS = ("lfw", "paths")
 K = TypeVar("K", int, str)
 
 
-# ------------------------------------------------------------------------ what a file can name
-
-
-def pairable_images(dataset: Iterable[ImageClass]) -> dict[str, list[int]]:
-    """The 1-based indices of each identity's images that an LFW pairs file can name.
-
-    An LFW line can only name ``<name>/<name>_<idx:04d>.<ext>`` with a recognised extension, so
-    other files (e.g. the ``<name>_0001_1.png`` of a multi-face alignment) and identities whose
-    name contains whitespace are left out. Identities with no such image are omitted.
-    """
-    out: dict[str, set[int]] = {}
-    for cls in dataset:
-        if not cls.name or any(ch.isspace() for ch in cls.name):
-            continue
-        for path in cls.image_paths:
-            path = Path(path)
-            match = _INDEXED_STEM.match(path.stem)
-            if not match or match["name"] != cls.name:
-                continue
-            idx = int(match["idx"])
-            # Pairs name images as <name>_<idx:04d>: "a_1.png" could never be found again.
-            if (
-                idx >= 1
-                and path.stem == f"{cls.name}_{idx:04d}"
-                and path.suffix.lower() in IMAGE_EXTENSIONS
-            ):
-                out.setdefault(cls.name, set()).add(idx)
-    return {name: sorted(idxs) for name, idxs in out.items()}
-
-
-def _path_images(dataset: Iterable[ImageClass]) -> dict[str, list[str]]:
-    """Each identity's images as ``<identity>/<file>`` paths a path-based line can hold."""
-    out: dict[str, list[str]] = {}
-    for cls in dataset:
-        rel = [f"{cls.name}/{Path(p).name}" for p in cls.image_paths]
-        rel = [r for r in rel if writable_path(r)]
-        if rel:
-            out[cls.name] = rel
-    return out
+# ---------------------------------------------------------------------------- images left out
 
 
 def _all_images(dataset: Iterable[ImageClass]) -> list[Path]:
@@ -109,19 +73,6 @@ def _all_images(dataset: Iterable[ImageClass]) -> list[Path]:
 def _left_out(dataset: Sequence[ImageClass], names: set[str]) -> list[Path]:
     """The dataset's images whose ``<identity>/<file>`` is not in ``names``."""
     return [p for p in _all_images(dataset) if f"{p.parent.name}/{p.name}" not in names]
-
-
-def _lfw_names(dataset: Sequence[ImageClass], images: dict[str, list[int]]) -> set[str]:
-    """``<identity>/<file>`` of the images an LFW line can name."""
-    out: set[str] = set()
-    for cls in dataset:
-        stems = {f"{cls.name}_{idx:04d}" for idx in images.get(cls.name, ())}
-        out.update(
-            f"{cls.name}/{p.name}"
-            for p in map(Path, cls.image_paths)
-            if p.stem in stems and p.suffix.lower() in IMAGE_EXTENSIONS
-        )
-    return out
 
 
 # ------------------------------------------------------------------------------------ sampling
@@ -351,12 +302,12 @@ def plan_pairs(
     if path_based is None:
         path_based = sum(map(len, lfw_images.values())) < len(_all_images(dataset))
     if path_based:
-        paths = _path_images(dataset)
+        paths = path_images(dataset)
         pairs, disjoint = _draw(paths, nrof_folds, pairs_per_fold, seed, disjoint, source, _paths)
         named = {r for rel in paths.values() for r in rel}
         return PairsPlan(pairs, True, disjoint, paths, _left_out(dataset, named))
     pairs, disjoint = _draw(lfw_images, nrof_folds, pairs_per_fold, seed, disjoint, source, Pair)
-    named = _lfw_names(dataset, lfw_images)
+    named = lfw_names(dataset, lfw_images)
     return PairsPlan(pairs, False, disjoint, lfw_images, _left_out(dataset, named))
 
 

@@ -1,4 +1,4 @@
-"""Pairs files: read and write both formats, and resolve pairs to image paths.
+"""Pairs files: what each format can name, read, write, and resolve pairs to image paths.
 
 Two formats, told apart by the last field of each pair line:
 
@@ -15,18 +15,20 @@ lines and comment lines starting with ``#``. One file holds one format.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from facenet_cli.data.dataset import IMAGE_EXTENSIONS
+from facenet_cli.data.dataset import IMAGE_EXTENSIONS, ImageClass
 from facenet_cli.errors import InputError, StorageError
 
 # The original tries .jpg then .png; any other recognised extension comes after, in a fixed order.
 _EXTENSION_ORDER = (".jpg", ".png") + tuple(sorted(IMAGE_EXTENSIONS - {".jpg", ".png"}))
 _LABELS = {"same": True, "different": False}
+_INDEXED_STEM = re.compile(r"^(?P<name>.+)_(?P<idx>\d+)$")
 # The official LFW pairs file (View 2: 10 folds of 300 + 300), shipped with the package.
 LFW_PAIRS = Path(__file__).resolve().parent / "lfw_pairs.txt"
 
@@ -86,6 +88,60 @@ def writable_path(relative: str) -> bool:
         and not any(ch in relative for ch in "\t\n\r")
         and not relative.startswith("#")
     )
+
+
+# ------------------------------------------------------------------------ what a file can name
+
+
+def pairable_images(dataset: Iterable[ImageClass]) -> dict[str, list[int]]:
+    """The 1-based indices of each identity's images that an LFW pairs file can name.
+
+    An LFW line can only name ``<name>/<name>_<idx:04d>.<ext>`` with a recognised extension, so
+    other files (e.g. the ``<name>_0001_1.png`` of a multi-face alignment) and identities whose
+    name contains whitespace are left out. Identities with no such image are omitted.
+    """
+    out: dict[str, set[int]] = {}
+    for cls in dataset:
+        if not cls.name or any(ch.isspace() for ch in cls.name):
+            continue
+        for path in cls.image_paths:
+            path = Path(path)
+            match = _INDEXED_STEM.match(path.stem)
+            if not match or match["name"] != cls.name:
+                continue
+            idx = int(match["idx"])
+            # Pairs name images as <name>_<idx:04d>: "a_1.png" could never be found again.
+            if (
+                idx >= 1
+                and path.stem == f"{cls.name}_{idx:04d}"
+                and path.suffix.lower() in IMAGE_EXTENSIONS
+            ):
+                out.setdefault(cls.name, set()).add(idx)
+    return {name: sorted(idxs) for name, idxs in out.items()}
+
+
+def path_images(dataset: Iterable[ImageClass]) -> dict[str, list[str]]:
+    """Each identity's images as ``<identity>/<file>`` paths a path-based line can hold."""
+    out: dict[str, list[str]] = {}
+    for cls in dataset:
+        rel = [f"{cls.name}/{Path(p).name}" for p in cls.image_paths]
+        rel = [r for r in rel if writable_path(r)]
+        if rel:
+            out[cls.name] = rel
+    return out
+
+
+def lfw_names(dataset: Sequence[ImageClass], images: dict[str, list[int]]) -> set[str]:
+    """``<identity>/<file>`` of the images an LFW line can name."""
+    out: set[str] = set()
+    for cls in dataset:
+        stems = {f"{cls.name}_{idx:04d}" for idx in images.get(cls.name, ())}
+        out.update(
+            f"{cls.name}/{p.name}"
+            for p in map(Path, cls.image_paths)
+            if p.stem in stems and p.suffix.lower() in IMAGE_EXTENSIONS
+        )
+    return out
 
 
 # ------------------------------------------------------------------------------------- reading

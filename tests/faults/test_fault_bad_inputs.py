@@ -275,11 +275,19 @@ def test_pairs_over_symlink_loops(corpus: BadInputs, tmp_path: Path) -> None:
 
 def test_pairs_over_non_ascii_names(corpus: BadInputs, tmp_path: Path) -> None:
     out = tmp_path / "p.txt"
+    # Four identities of two images: four matched pairs use every identity. "with space" cannot
+    # be named by an LFW line, so the file is path-based and still names every image.
     code, text = invoke("pairs", corpus.odd_paths, "--out", out, "--nrof-folds", "1",
-                        "--pairs-per-fold", "1")  # fmt: skip
+                        "--pairs-per-fold", "4")  # fmt: skip
     assert code == 0, text
     written = out.read_text(encoding="utf-8")
-    assert "名前" in written and "Zoë" in written
+    for name in ("名前", "Zoë", "José María", "with space"):
+        assert f"{name}/" in written, (name, written)
+    from facenet_cli.data.pairs import PathPair, read_pairs, resolve_pairs
+
+    pairs = read_pairs(out)
+    assert all(isinstance(p, PathPair) for p in pairs) and len(pairs) == 8
+    assert len(resolve_pairs(corpus.odd_paths, pairs, strict=True).kept) == 8
 
 
 def test_export_checkpoint_from_another_model(models: dict[str, Path], tmp_path: Path) -> None:
