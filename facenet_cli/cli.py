@@ -212,9 +212,15 @@ def align(
     ),
 ) -> None:
     """Detect faces with MTCNN and write aligned crops of a whole dataset (resumable)."""
+    config = from_params(AlignConfig, ctx.params)
+    if input_dir is None:
+        from facenet_cli.demo.data import align_demo
+
+        align_demo(config)
+        return
     from facenet_cli.align.pipeline import run_align
 
-    run_align(from_params(AlignConfig, ctx.params))
+    run_align(config)
 
 
 # --------------------------------------------------------------------------------------- train
@@ -266,48 +272,95 @@ def train(
         ),
     ] = None,
     logs_base_dir: Annotated[
-        Path, typer.Option(help="Event files go to <this>/<run>/.", rich_help_panel=_RUN)
-    ] = _TRAIN.logs_base_dir,
+        Path | None,
+        typer.Option(
+            help="Event files go to <this>/<run>/.",
+            show_default=str(_TRAIN.logs_base_dir),
+            rich_help_panel=_RUN,
+        ),
+    ] = None,
     models_base_dir: Annotated[
-        Path, typer.Option(help="Checkpoints go to <this>/<run>/.", rich_help_panel=_RUN)
-    ] = _TRAIN.models_base_dir,
+        Path | None,
+        typer.Option(
+            help="Checkpoints go to <this>/<run>/.",
+            show_default=str(_TRAIN.models_base_dir),
+            rich_help_panel=_RUN,
+        ),
+    ] = None,
     model_def: Annotated[
         str | None,
         typer.Option(
             help="Registered model (inception_resnet_v1, inception_resnet_v2, squeezenet, small; "
             "models.inception_resnet_v1 also works) or package.module:function. Default: "
-            "inception_resnet_v1, or small on the demo faces.",
+            "inception_resnet_v1, or demo_small on the demo faces.",
             rich_help_panel=_MODEL,
         ),
     ] = None,
-    max_nrof_epochs: Annotated[int, typer.Option(min=1, rich_help_panel=_RUN)] = (
-        _TRAIN.max_nrof_epochs
-    ),
+    max_nrof_epochs: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Default: 500, or the resumed run's.",
+            show_default=False,
+            rich_help_panel=_RUN,
+        ),
+    ] = None,
     max_steps: Annotated[
         int | None, typer.Option(min=1, help="Stop after this global step.", rich_help_panel=_RUN)
     ] = None,
     batch_size: Annotated[
-        int, typer.Option(min=3, help="Images per step; a multiple of 3.", rich_help_panel=_OPT)
-    ] = _TRAIN.batch_size,
-    image_size: Annotated[int, typer.Option(min=8, rich_help_panel=_DATA)] = _TRAIN.image_size,
+        int | None,
+        typer.Option(
+            min=3,
+            help="Images per step; a multiple of 3.",
+            show_default=str(_TRAIN.batch_size),
+            rich_help_panel=_OPT,
+        ),
+    ] = None,
+    image_size: Annotated[
+        int | None,
+        typer.Option(min=8, show_default=str(_TRAIN.image_size), rich_help_panel=_DATA),
+    ] = None,
     people_per_batch: Annotated[
-        int,
-        typer.Option(min=2, help="Identities sampled per selection round.", rich_help_panel=_SEL),
-    ] = _TRAIN.people_per_batch,
+        int | None,
+        typer.Option(
+            min=2,
+            help="Identities sampled per selection round.",
+            show_default=str(_TRAIN.people_per_batch),
+            rich_help_panel=_SEL,
+        ),
+    ] = None,
     images_per_person: Annotated[
-        int, typer.Option(min=2, help="Images sampled per identity.", rich_help_panel=_SEL)
-    ] = _TRAIN.images_per_person,
+        int | None,
+        typer.Option(
+            min=2,
+            help="Images sampled per identity.",
+            show_default=str(_TRAIN.images_per_person),
+            rich_help_panel=_SEL,
+        ),
+    ] = None,
     epoch_size: Annotated[
-        int, typer.Option(min=1, help="Training steps per epoch.", rich_help_panel=_RUN)
-    ] = _TRAIN.epoch_size,
-    alpha: Annotated[float, typer.Option(min=0.0, help="Triplet margin.", rich_help_panel=_SEL)] = (
-        _TRAIN.alpha
-    ),
+        int | None,
+        typer.Option(
+            min=1,
+            help="Training steps per epoch.",
+            show_default=str(_TRAIN.epoch_size),
+            rich_help_panel=_RUN,
+        ),
+    ] = None,
+    alpha: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, help="Triplet margin.", show_default=str(_TRAIN.alpha), rich_help_panel=_SEL
+        ),
+    ] = None,
     embedding_size: Annotated[int, typer.Option(min=1, rich_help_panel=_MODEL)] = (
         _TRAIN.embedding_size
     ),
     random_crop: Annotated[bool, typer.Option(rich_help_panel=_DATA)] = _TRAIN.random_crop,
-    random_flip: Annotated[bool, typer.Option(rich_help_panel=_DATA)] = _TRAIN.random_flip,
+    random_flip: Annotated[
+        bool | None, typer.Option(show_default=str(_TRAIN.random_flip), rich_help_panel=_DATA)
+    ] = None,
     use_fixed_image_standardization: Annotated[
         bool, typer.Option(help="(x - 127.5) / 128 instead of per-image.", rich_help_panel=_DATA)
     ] = _TRAIN.use_fixed_image_standardization,
@@ -319,14 +372,21 @@ def train(
         _TRAIN.weight_decay
     ),
     optimizer: Annotated[
-        str, typer.Option(help="ADAGRAD, ADADELTA, ADAM, RMSPROP or MOM.", rich_help_panel=_OPT)
-    ] = _TRAIN.optimizer,
-    learning_rate: Annotated[
-        float,
+        str | None,
         typer.Option(
-            help="Initial rate; <= 0 uses --learning-rate-schedule-file.", rich_help_panel=_OPT
+            help="ADAGRAD, ADADELTA, ADAM, RMSPROP or MOM.",
+            show_default=_TRAIN.optimizer,
+            rich_help_panel=_OPT,
         ),
-    ] = _TRAIN.learning_rate,
+    ] = None,
+    learning_rate: Annotated[
+        float | None,
+        typer.Option(
+            help="Initial rate; <= 0 uses --learning-rate-schedule-file.",
+            show_default=str(_TRAIN.learning_rate),
+            rich_help_panel=_OPT,
+        ),
+    ] = None,
     learning_rate_decay_epochs: Annotated[int, typer.Option(min=1, rich_help_panel=_OPT)] = (
         _TRAIN.learning_rate_decay_epochs
     ),
@@ -345,12 +405,13 @@ def train(
         typer.Option(help="random (the original's rule), semi-hard or hard.", rich_help_panel=_SEL),
     ] = _TRAIN.triplet_selection,
     selection_mode: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="Embed for selection in inference (default) or training mode.",
+            show_default=_TRAIN.selection_mode,
             rich_help_panel=_SEL,
         ),
-    ] = _TRAIN.selection_mode,
+    ] = None,
     seed: Annotated[int, typer.Option(rich_help_panel=_RUN)] = _TRAIN.seed,
     gpu_memory_fraction: Annotated[
         float, typer.Option(min=0.0, max=1.0, rich_help_panel=_RUN)
@@ -388,13 +449,15 @@ def train(
         _TRAIN.lfw_batch_size
     ),
     strategy: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="auto (mirrored on 2+ GPUs, else one), one, mirrored (all local GPUs) or "
-            "multiworker (machines named by TF_CONFIG); see docs/distributed.md.",
+            "multiworker (machines named by TF_CONFIG); see docs/distributed.md. Default: auto, "
+            "or the resumed run's.",
+            show_default=False,
             rich_help_panel=_RUN,
         ),
-    ] = _TRAIN.strategy,
+    ] = None,
     mixed_precision: Annotated[
         bool,
         typer.Option(
@@ -404,9 +467,23 @@ def train(
     ] = _TRAIN.mixed_precision,
 ) -> None:
     """Train an embedding with triplet loss and online triplet selection."""
-    from facenet_cli.train.loop import run_train
+    from facenet_cli.train.run import run_train
 
-    run_train(from_params(TrainConfig, ctx.params))
+    params = dict(ctx.params)
+    if resume is not None and models_base_dir is None and not resume.is_dir():
+        # A run name: the default models folder's run, else the demo's.
+        if not (_TRAIN.models_base_dir / resume.name).is_dir():
+            from facenet_cli.demo.data import find_run
+
+            params["resume"] = find_run(resume) or resume
+    elif resume is None and data_dir is None:
+        from facenet_cli.demo.data import prepare
+        from facenet_cli.demo.settings import fill_train_params
+        from facenet_cli.progress import console
+
+        console.print("no --data-dir: training on the built-in demo faces", highlight=False)
+        params = fill_train_params(params, prepare())
+    run_train(from_params(TrainConfig, params))
 
 
 # ------------------------------------------------------------------------------------ validate
@@ -476,7 +553,12 @@ def validate(
         return
     from facenet_cli.evaluate.validate import run_validate
 
-    run_validate(from_params(ValidateConfig, ctx.params))
+    config = from_params(ValidateConfig, ctx.params)
+    if lfw_dir is None and model is None:
+        from facenet_cli.demo.data import validate_config
+
+        config = validate_config(config)
+    run_validate(config)
 
 
 @app.command()
@@ -562,7 +644,7 @@ def demo(
     json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Run the whole recipe (align, train, validate) on built-in real faces, in minutes."""
-    from facenet_cli.demo import run_demo
+    from facenet_cli.demo.run import run_demo
 
     run_demo(from_params(DemoConfig, ctx.params))
 
