@@ -58,7 +58,7 @@ def _write_logdir(root: Path, steps: int, *, per_step: bool = False) -> int:
     """
     from tensorboard.compat.proto import event_pb2, summary_pb2
 
-    from facenet_cli.events import frame_record
+    from facenet_cli.events import EVENT_FILE_PREFIX, frame_record
 
     for r in range(RUNS):
         run = root / f"run-{r:02d}"
@@ -82,7 +82,7 @@ def _write_logdir(root: Path, steps: int, *, per_step: bool = False) -> int:
                 summary = summary_pb2.Summary(value=group)
                 event = event_pb2.Event(wall_time=1.7e9 + s * 0.1, step=s, summary=summary)
                 chunks.append(frame_record(event.SerializeToString()))
-        (run / f"events.out.tfevents.1700000000.bench.{r}.v2").write_bytes(b"".join(chunks))
+        (run / f"{EVENT_FILE_PREFIX}1700000000.bench.{r}.v2").write_bytes(b"".join(chunks))
     return RUNS * TAGS * steps
 
 
@@ -150,9 +150,8 @@ async def _latency_samples(root: Path, n: int) -> list[float]:
 
     run = root / "live"
     run.mkdir(parents=True)
-    writer = EventWriter(run / "events.out.tfevents.1700000000.bench.0.v2")
+    writer = EventWriter(run, flush_secs=0)  # every write reaches the file at once
     writer.add_scalar("loss", 1.0, 0)
-    writer.flush()
     app = BoardApp(BoardConfig(logdir=root), notify_alerts=False)  # default 0.5 s poll
     samples: list[float] = []
     async with app.run_test(size=(80, 24)) as pilot:
@@ -163,7 +162,6 @@ async def _latency_samples(root: Path, n: int) -> list[float]:
             step = 1000 * i
             await asyncio.sleep(0.137 * (i % 4))  # land at different points of the poll cycle
             writer.add_scalar("loss", 0.5, step)
-            writer.flush()
             t0 = time.perf_counter()
             while f"step {step:,}" not in str(header.content):
                 await pilot.pause(0.005)
@@ -194,11 +192,13 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _bench_idle(quick: bool) -> Comparison:
+    from facenet_cli.events import EVENT_FILE_GLOB
+
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         _write_logdir(root, 200)  # 10 runs, 2,000 points each, then nothing changes
         quiet = time.time() - 600  # last written ten minutes ago: ages tick once a minute
-        for f in root.glob("*/events.out.tfevents.*"):
+        for f in root.glob(f"*/{EVENT_FILE_GLOB}"):
             os.utime(f, (quiet, quiet))
         master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))

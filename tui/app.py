@@ -21,15 +21,16 @@ from facenet_cli.errors import EXIT_USAGE, FacenetError
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Container, Vertical
 from textual.css.query import NoMatches
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, DataTable, Footer, Static
+from textual.widgets import DataTable, Footer, Static
 
 from tui import model
 from tui.gpu import GpuView, Nvml, format_gpus
+from tui.panels import COMPARE_COLOR, PANELS, Panel, Trace, panel_by_key
 from tui.widgets import (
     AlertBar,
     HelpScreen,
@@ -40,17 +41,7 @@ from tui.widgets import (
     RunTable,
 )
 
-PANELS: list[tuple[str, str]] = [
-    ("loss", "Loss"),
-    ("triplets", "Triplets"),
-    ("lr", "LR"),
-    ("lfw", "LFW"),
-    ("memory", "Memory"),
-    ("speed", "Speed"),
-]
 SMOOTHING_WEIGHT = 0.6  # TensorBoard's default
-COLORS = ("cyan", "green", "yellow", "orange", "red", "blue", "white")
-COMPARE_COLOR = "magenta"
 GPU_POLL_S = 2.0
 
 
@@ -88,8 +79,8 @@ class BoardApp(App[int]):
         Binding("l,right", "move_panel(1)", "Panel"),
         Binding("h,left", "move_panel(-1)", "Panel", show=False),
         *(
-            Binding(str(i), f"panel('{key}')", title, show=False)
-            for i, (key, title) in enumerate(PANELS, 1)
+            Binding(str(i), f"panel('{p.key}')", p.title, show=False)
+            for i, p in enumerate(PANELS, 1)
         ),
         Binding("s", "toggle_smoothing", "Smooth"),
         Binding("c", "compare", "Compare"),
@@ -141,17 +132,12 @@ class BoardApp(App[int]):
         yield RunTable(id="runs")
         yield AlertBar(id="alerts")
         yield PanelBar(id="panelbar")
-        with ContentSwitcher(initial="loss", id="panels"):
-            yield MetricChart("loss", id="loss", classes="panel")
-            yield MetricChart(
-                "triplets: active fraction (left), selected (right)", id="triplets", classes="panel"
-            )
-            yield MetricChart("learning rate", id="lr", classes="panel")
-            yield MetricChart("LFW accuracy and VAL", id="lfw", classes="panel")
-            with Vertical(id="memory", classes="panel"):
-                yield MetricChart("memory MB (TensorFlow current / peak)", id="memory-chart")
-                yield Static("", id="gpu-live")
-            yield MetricChart("images per second", id="speed", classes="panel")
+        with Container(id="panels"):
+            for p in PANELS:
+                with Vertical(id=p.key, classes="panel"):
+                    yield MetricChart(p.chart_title, id=f"{p.key}-chart")
+                    if p.gpu_live:
+                        yield Static("", id="gpu-live")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -159,6 +145,7 @@ class BoardApp(App[int]):
         self._main = self.screen
         self._main.query_one(RunHeader).show(None, str(self.config.logdir), self.tensorboard_url)
         self._show_panelbar()
+        self._show_panels()
         self._main.query_one(RunTable).focus()
         self._poll_events()
         self.set_interval(1.0, self._tick)
@@ -176,7 +163,7 @@ class BoardApp(App[int]):
                 self.post_message(RunsChanged(frozenset(changed)))
                 first = False
             now = time.monotonic()
-            if self.panel == "memory" and now >= next_gpu:
+            if panel_by_key(self.panel).gpu_live and now >= next_gpu:
                 next_gpu = now + GPU_POLL_S
                 self.post_message(GpusRead(self.nvml.read()))
             self._stop.wait(self.config.poll_interval)
@@ -291,63 +278,43 @@ class BoardApp(App[int]):
                         timeout=8,
                     )
 
-    def _series(self, run_name: str | None, tag: str) -> tuple[np.ndarray, np.ndarray, int]:
-        """Copies of a tag's steps and values (under the reader's lock) and its thinning."""
-        empty = np.empty(0)
-        if run_name is None:
-            return empty, empty, 1
-        with self.reader.lock:
-            run = self.reader.runs.get(run_name)
-            series = None if run is None else run.series.get(tag)
-            if series is None or not len(series):
-                return empty, empty, 1
-            x = np.frombuffer(series.steps, dtype=np.int64).astype(np.float64)
-            y = np.frombuffer(series.values, dtype=np.float64).copy()
-            return x, y, series.thinned
-
     def _lines(
-        self,
-        run_name: str | None,
-        tags: list[tuple[str, str]],
-        *,
-        smooth: bool,
-        colors: tuple[str, ...],
-        label_prefix: str = "",
-        yside: str = "left",
+        self, run_name: str | None, panel: Panel, *, compare: str | None
     ) -> tuple[list[Line], list[str]]:
+        """The panel's lines for ``run_name`` (and ``compare``'s first line of each trace)."""
         lines: list[Line] = []
         notes: list[str] = []
-        for (tag, label), color in zip(tags, colors, strict=False):
-            x, y, thinned = self._series(run_name, tag)
-            if not len(x):
-                continue
-            if thinned > 1:
-                notes.append(f"{label}: every {thinned}th point kept")
-            name = f"{label_prefix}{label}"
-            if smooth and self.smoothing and len(y) > 2:
-                lines.append(Line(f"{name} (raw)", x, y, "gray", yside))
-                lines.append(Line(name, x, model.ema(y, SMOOTHING_WEIGHT), color, yside))
-            else:
-                lines.append(Line(name, x, y, color, yside))
+        with self.reader.lock:
+            run = self.reader.runs.get(run_name) if run_name else None
+            other = self.reader.runs.get(compare) if compare else None
+            for trace in panel.traces:
+                for series_run, prefix, colors, tags in (
+                    (run, "", trace.colors, trace.resolve(run)),
+                    (other, f"{compare}: ", (COMPARE_COLOR,), trace.resolve(other)[:1]),
+                ):
+                    if series_run is None or (prefix and not trace.compare):
+                        continue
+                    for (tag, label), color in zip(tags, colors, strict=False):
+                        series = series_run.series.get(tag)
+                        if series is None or not len(series):
+                            continue
+                        x = np.frombuffer(series.steps, dtype=np.int64).astype(np.float64)
+                        y = np.frombuffer(series.values, dtype=np.float64).copy()
+                        if series.thinned > 1:
+                            notes.append(f"{label}: every {series.thinned}th point kept")
+                        lines.extend(self._styled(prefix + label, x, y, color, trace))
         return lines, notes
 
-    def _memory_tags(self, run_name: str | None) -> list[tuple[str, str]]:
-        if run_name is None:
-            return []
-        with self.reader.lock:
-            run = self.reader.runs.get(run_name)
-            tags = sorted(run.series) if run is not None else []
-        out = []
-        for tag in tags:
-            for base, short in (
-                (ev.GPU_MEMORY_CURRENT_MB, "current"),
-                (ev.GPU_MEMORY_PEAK_MB, "peak"),
-            ):
-                if tag.startswith(base + "/"):
-                    out.append((tag, f"{tag[len(base) + 1 :]} {short}"))
-        if not out:
-            out = [(ev.HOST_RSS_MB, "host RSS")]
-        return out
+    def _styled(
+        self, name: str, x: np.ndarray, y: np.ndarray, color: str, trace: Trace
+    ) -> list[Line]:
+        """A line as drawn: smoothed over its raw points when the trace and the user want."""
+        if trace.smooth and self.smoothing and len(y) > 2:
+            return [
+                Line(f"{name} (raw)", x, y, "gray", trace.yside),
+                Line(name, x, model.ema(y, SMOOTHING_WEIGHT), color, trace.yside),
+            ]
+        return [Line(name, x, y, color, trace.yside)]
 
     def _draw_charts(self, *, force: bool = False) -> None:
         key = (self.selected, self.panel, self.smoothing, self.compare_with)
@@ -356,61 +323,16 @@ class BoardApp(App[int]):
         self._drawn = key
         start = time.monotonic()
         try:
-            self._draw_panel()
+            self._draw_panel(panel_by_key(self.panel))
         finally:
             self._last_draw = time.monotonic()
             self._draw_cost = self._last_draw - start
 
-    def _draw_panel(self) -> None:
-        run, other, panel = self.selected, self.compare_with, self.panel
-        if other == run:
-            other = None
-        lines: list[Line] = []
-        notes: list[str] = []
-
-        def add(
-            tags: list[tuple[str, str]],
-            *,
-            smooth: bool = False,
-            yside: str = "left",
-            colors: tuple[str, ...] = COLORS,
-            compare: bool = True,
-        ) -> None:
-            got, why = self._lines(run, tags, smooth=smooth, colors=colors, yside=yside)
-            lines.extend(got)
-            notes.extend(why)
-            if compare and other is not None:
-                got, why = self._lines(
-                    other,
-                    tags[:1],
-                    smooth=smooth,
-                    colors=(COMPARE_COLOR,),
-                    label_prefix=f"{other}: ",
-                    yside=yside,
-                )
-                lines.extend(got)
-                notes.extend(why)
-
-        if panel == "loss":
-            add([(ev.LOSS, "loss")], smooth=True)
-        elif panel == "triplets":
-            add([(ev.TRIPLETS_ACTIVE_FRACTION, "active fraction")])
-            add(
-                [(ev.TRIPLETS_SELECTED, "selected")],
-                yside="right",
-                colors=("yellow",),
-                compare=False,
-            )
-        elif panel == "lr":
-            add([(ev.LEARNING_RATE, "learning rate")])
-        elif panel == "lfw":
-            add([(ev.LFW_ACCURACY, "accuracy"), (ev.LFW_VAL_RATE, "VAL")])
-        elif panel == "memory":
-            add(self._memory_tags(run), compare=False)
-        elif panel == "speed":
-            add([(ev.IMAGES_PER_SEC, "images/s")], smooth=True)
-        chart_id = "memory-chart" if panel == "memory" else panel
-        self._main.query_one(f"#{chart_id}", MetricChart).set_lines(lines, "; ".join(notes))
+    def _draw_panel(self, panel: Panel) -> None:
+        other = self.compare_with if self.compare_with != self.selected else None
+        lines, notes = self._lines(self.selected, panel, compare=other)
+        chart = self._main.query_one(f"#{panel.key}-chart", MetricChart)
+        chart.set_lines(lines, "; ".join(notes))
 
     # ------------------------------------------------------------------------------ reactives
 
@@ -419,11 +341,16 @@ class BoardApp(App[int]):
         self._show_header()
         self._draw_charts()
 
+    def _show_panels(self) -> None:
+        """Show the current panel, hide the others."""
+        for p in PANELS:
+            self._main.query_one(f"#{p.key}").display = p.key == self.panel
+
     def watch_panel(self, panel: str) -> None:
         """Switch the visible panel."""
-        self._main.query_one(ContentSwitcher).current = panel
+        self._show_panels()
         self._show_panelbar()
-        if panel == "memory":
+        if panel_by_key(panel).gpu_live:
             self._main.query_one("#gpu-live", Static).update(
                 format_gpus(self.gpu_view)
                 if self.gpu_view.reason or self.gpu_view.gpus
@@ -457,7 +384,7 @@ class BoardApp(App[int]):
 
     def action_move_panel(self, delta: int) -> None:
         """Next / previous panel."""
-        keys = [k for k, _ in PANELS]
+        keys = [p.key for p in PANELS]
         self.panel = keys[(keys.index(self.panel) + delta) % len(keys)]
 
     def action_panel(self, key: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,7 @@ from textual.widgets import DataTable, Static
 from textual_plotext import PlotextPlot
 
 from tui import model
+from tui.panels import PANELS, Panel
 
 STATUS_STYLE = {
     "live": "green",
@@ -145,13 +147,13 @@ class PanelBar(_Line):
     """The panel names with the current one highlighted; keys 1-6 or left/right switch."""
 
     def show(
-        self, panels: list[tuple[str, str]], current: str, smoothing: bool, compare: str | None
+        self, panels: Sequence[Panel], current: str, smoothing: bool, compare: str | None
     ) -> None:
         """Render the bar."""
         text = Text()
-        for i, (key, title) in enumerate(panels, 1):
-            style = "reverse bold" if key == current else "dim"
-            text.append(f"{i} {title}", style=style)
+        for i, p in enumerate(panels, 1):
+            style = "reverse bold" if p.key == current else "dim"
+            text.append(f"{i} {p.title}", style=style)
             text.append(" ")
         text.append(" smooth" if smoothing else " raw", style="dim")
         if compare:
@@ -212,10 +214,10 @@ class HelpScreen(ModalScreen[None]):
 
     BINDINGS = [Binding("escape,q,question_mark", "app.pop_screen", "Close")]
 
-    TEXT = """[b]facenet board[/b]
+    TEXT = f"""[b]facenet board[/b]
 
   j / k, up / down     previous / next run
-  1 .. 6, left / right   switch panel (loss, triplets, lr, LFW, memory, speed)
+  1 .. {len(PANELS)}, left / right   switch panel ({", ".join(p.title for p in PANELS)})
   s                    toggle smoothing (loss, images/s)
   c                    compare: overlay the selected run on the others (again to clear)
   ?                    this help

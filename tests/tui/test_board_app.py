@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 from board_eventlog import EventLog, event_file
 from textual.pilot import Pilot
-from textual.widgets import ContentSwitcher, Static
+from textual.widgets import Static
 
 from facenet_cli import events as ev
 from facenet_cli.config import BoardConfig
@@ -59,8 +60,8 @@ def _text(widget: Static) -> str:
     return str(widget.content)
 
 
-def _points(app: BoardApp, chart_id: str) -> dict[str, int]:
-    chart = app.query_one(f"#{chart_id}", MetricChart)
+def _points(app: BoardApp, panel: str) -> dict[str, int]:
+    chart = app.query_one(f"#{panel}-chart", MetricChart)
     return {line.label: len(line.x) for line in chart.lines}
 
 
@@ -128,7 +129,8 @@ async def test_panels_smoothing_compare_and_help(tmp_path: Path) -> None:
         assert app.compare_with == "one" and app.selected == "two"
         assert set(_points(app, "loss")) == {"loss", "one: loss"}
         await pilot.press("2")
-        assert app.query_one(ContentSwitcher).current == "triplets"
+        assert app.panel == "triplets"
+        assert [p.id for p in app.query(".panel") if p.display] == ["triplets"]
         assert set(_points(app, "triplets")) == {
             "active fraction",
             "selected",
@@ -136,7 +138,7 @@ async def test_panels_smoothing_compare_and_help(tmp_path: Path) -> None:
         }
         await pilot.press("right", "right", "right")
         assert app.panel == "memory"
-        assert set(_points(app, "memory-chart")) == {"GPU:0 current"}
+        assert set(_points(app, "memory")) == {"GPU:0 current"}
         await pilot.press("left", "5")
         assert app.panel == "memory"
         await pilot.press("question_mark")
@@ -183,7 +185,23 @@ async def test_gpu_panel_live_view_and_calm_no_gpu_state(tmp_path: Path) -> None
         assert "1,024 / 143,771 MiB" in _text(live) and "util 37%" in _text(live)
     calm = GpuView((), "no GPU: NVML unavailable (NVMLError)")
     assert format_gpus(calm) == "no GPU: NVML unavailable (NVMLError)"
-    assert "no GPU" in format_gpus(Nvml().read()) or Nvml().read().gpus
+
+
+def test_nvml_without_the_package_is_a_calm_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # ``import pynvml`` raises ImportError
+    view = Nvml().read()
+    assert view == GpuView((), "no GPU view: nvidia-ml-py is not installed")
+    assert format_gpus(view) == view.reason
+
+
+def test_nvml_on_this_machine_answers_gpus_or_a_reason() -> None:
+    view = Nvml().read()
+    if view.gpus:  # a GPU host: real figures
+        assert all(0 <= g.memory_used_mb <= g.memory_total_mb for g in view.gpus)
+        assert format_gpus(view).startswith("GPU0 ")
+    else:  # no package, driver or device: one calm line, never an exception or a blank
+        assert view.reason.startswith("no GPU")
+        assert format_gpus(view) == view.reason
 
 
 async def test_waits_for_a_logdir_that_does_not_exist_yet(tmp_path: Path) -> None:
@@ -203,7 +221,7 @@ async def test_layout_fits(tmp_path: Path, size: tuple[int, int]) -> None:
     app = _app(tmp_path)
     async with app.run_test(size=size) as pilot:
         await _until(pilot, app.loaded.is_set)
-        chart = app.query_one("#loss", MetricChart)
+        chart = app.query_one("#loss-chart", MetricChart)
         assert chart.size.height >= 8 and chart.size.width >= 70  # charts keep room to read
         assert app.query_one(RunTable).row_count == 10
 

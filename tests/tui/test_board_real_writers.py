@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -80,3 +81,46 @@ def test_starts_the_real_tensorboard(tmp_path: Path) -> None:
     finally:
         tb.stop()
     assert tb.process.poll() is not None
+
+
+def test_the_project_writer_reads_back_in_both_readers(tmp_path: Path) -> None:
+    """facenet_cli.events.EventWriter: what it writes, read by our reader and as raw protos."""
+    from tensorboard.compat.proto import event_pb2
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+
+    with ev.EventWriter(tmp_path / "run", flush_secs=0) as w:
+        for step in range(20):
+            w.scalars({ev.LOSS: 1.0 / (step + 1), ev.LEARNING_RATE: 0.1}, step, 1e9 + step)
+        live = ev.LogdirReader(tmp_path)
+        live.poll(rescan=True)  # flushed at every write: visible before close
+        assert live.runs["run"].series[ev.LOSS].latest == (19, 1e9 + 19, pytest.approx(0.05))
+    assert w.path.parent == tmp_path / "run" and w.path.name.startswith(ev.EVENT_FILE_PREFIX)
+    data, events, pos = w.path.read_bytes(), [], 0
+    while pos < len(data):  # TFRecord framing, CRCs checked with TensorBoard's own function
+        (length,) = struct.unpack_from("<Q", data, pos)
+        assert struct.unpack_from("<I", data, pos + 8)[0] == masked_crc32c(data[pos : pos + 8])
+        body = data[pos + 12 : pos + 12 + length]
+        assert struct.unpack_from("<I", data, pos + 12 + length)[0] == masked_crc32c(body)
+        events.append(event_pb2.Event.FromString(body))
+        pos += 16 + length
+    assert events[0].file_version == "brain.Event:2" and len(events) == 21
+    assert [e.step for e in events[1:]] == list(range(20))
+    assert {v.tag: v.simple_value for v in events[-1].summary.value} == {
+        ev.LOSS: pytest.approx(0.05),
+        ev.LEARNING_RATE: pytest.approx(0.1),
+    }
+    with pytest.raises(ValueError, match="closed"):
+        w.add_scalar(ev.LOSS, 1.0, 20)
+
+
+def test_the_project_writer_flushes_in_the_background(tmp_path: Path) -> None:
+    w = ev.EventWriter(tmp_path, flush_secs=0.05)
+    try:
+        size = w.path.stat().st_size  # the file_version event, flushed on open
+        w.add_scalar(ev.LOSS, 1.0, 1)
+        deadline = time.monotonic() + 10
+        while w.path.stat().st_size == size:
+            assert time.monotonic() < deadline, "the background flush never came"
+            time.sleep(0.02)
+    finally:
+        w.close()
