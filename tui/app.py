@@ -2,7 +2,10 @@
 
 A polling thread reads new bytes from every event file (``facenet_cli.events.LogdirReader``)
 and posts a small message when runs changed; the UI copies out the points it draws under the
-reader's lock. Nothing here imports TensorFlow.
+reader's lock. From 120x36 the charts are a grid of the key panels (``tui.charts.grid_shape``),
+below that one panel at a time; resizing switches live. Besides the charts, a scalars view
+(every tag of any TensorBoard writer) and a settings view (the marked runs' config.toml side by
+side). Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
 from facenet_cli import events as ev
 from facenet_cli.config import BoardConfig
 from facenet_cli.errors import EXIT_USAGE, FacenetError
@@ -23,25 +25,18 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Vertical
 from textual.css.query import NoMatches
+from textual.events import Resize
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Static
 
-from tui import model
-from tui.gpu import GpuView, Nvml, format_gpus
-from tui.panels import COMPARE_COLOR, PANELS, Panel, Trace, panel_by_key
-from tui.widgets import (
-    AlertBar,
-    HelpScreen,
-    Line,
-    MetricChart,
-    PanelBar,
-    RunHeader,
-    RunTable,
-)
+from tui import charts, model
+from tui.gpu import GpuView, Nvml, format_gpus, run_of_process
+from tui.panels import MARK_COLORS, PANELS, Panel, panel_by_key, panels_for
+from tui.views import ConfigView, ScalarsView
+from tui.widgets import AlertBar, HelpScreen, MetricChart, PanelBar, RunHeader, RunTable
 
-SMOOTHING_WEIGHT = 0.6  # TensorBoard's default
 GPU_POLL_S = 2.0
 
 
@@ -60,11 +55,12 @@ class RunsChanged(Message):
 
 
 class GpusRead(Message):
-    """Posted by the polling thread with NVML's latest view."""
+    """Posted by the polling thread with NVML's latest view and the runs of its processes."""
 
-    def __init__(self, view: GpuView) -> None:
+    def __init__(self, view: GpuView, runs_by_pid: dict[int, str]) -> None:
         super().__init__()
         self.view = view
+        self.runs_by_pid = runs_by_pid
 
 
 class BoardApp(App[int]):
@@ -72,6 +68,7 @@ class BoardApp(App[int]):
 
     CSS_PATH = "board.tcss"
     TITLE = "facenet board"
+    ENABLE_COMMAND_PALETTE = False  # every action has a key; the footer needs the room at 80
     BINDINGS = [
         Binding("q", "quit", "Quit"),
         Binding("j", "move_run(1)", "Next run", show=False),
@@ -79,11 +76,16 @@ class BoardApp(App[int]):
         Binding("l,right", "move_panel(1)", "Panel"),
         Binding("h,left", "move_panel(-1)", "Panel", show=False),
         *(
-            Binding(str(i), f"panel('{p.key}')", p.title, show=False)
-            for i, p in enumerate(PANELS, 1)
+            Binding(str(i), f"panel_number({i})", f"Panel {i}", show=False)
+            for i in range(1, len(PANELS) + 1)
         ),
+        Binding("space,c", "mark", "Mark"),
         Binding("s", "toggle_smoothing", "Smooth"),
-        Binding("c", "compare", "Compare"),
+        Binding("z", "toggle_zoom", "Zoom", show=False),
+        Binding("t", "view('scalars')", "Scalars"),
+        Binding("v", "view('config')", "Settings"),
+        Binding("escape", "view('charts')", "Charts", show=False),
+        Binding("slash", "filter", "Filter", show=False),
         Binding("question_mark", "help", "Help"),
     ]
 
@@ -93,7 +95,14 @@ class BoardApp(App[int]):
     selected: reactive[str | None] = reactive(None, init=False)
     panel: reactive[str] = reactive("loss", init=False)
     smoothing: reactive[bool] = reactive(True, init=False)
-    compare_with: reactive[str | None] = reactive(None, init=False)
+    marks: reactive[tuple[str, ...]] = reactive((), init=False)
+    """Runs overlaid on every chart and compared in the settings view, in marking order."""
+    view: reactive[str] = reactive("charts", init=False)
+    grid: reactive[tuple[int, int]] = reactive((1, 1), init=False)
+    """Columns and rows of the chart grid; ``(1, 1)`` is the one-panel view."""
+    zoom: reactive[bool] = reactive(False, init=False)
+    tag: reactive[str | None] = reactive(None, init=False)
+    """The tag charted in the scalars view."""
 
     def __init__(
         self,
@@ -116,6 +125,14 @@ class BoardApp(App[int]):
         self.loaded = threading.Event()
         """Set once the first poll has been shown (tests and benchmarks wait on it)."""
         self.gpu_view = GpuView((), "")
+        self.runs_by_pid: dict[int, str] = {}
+        self.unreadable: dict[Path, str] = {}
+        self.available: list[Panel] = list(panels_for(set()))
+        """The panels for the selected and marked runs, in table order."""
+        self.on_screen: list[Panel] = []
+        """The panels on screen now (one, or the grid's)."""
+        self._gpu_wanted = False
+        self._mounted = False
         self._stop = threading.Event()
         self._drawn: tuple[object, ...] | None = None
         self._last_draw = 0.0
@@ -127,28 +144,39 @@ class BoardApp(App[int]):
     # ------------------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
-        """Header, run list, alerts, panel bar, the panels, footer."""
+        """Header, run list, alerts, panel bar, the views (charts, scalars, settings), footer."""
         yield RunHeader(id="header")
         yield RunTable(id="runs")
         yield AlertBar(id="alerts")
         yield PanelBar(id="panelbar")
-        with Container(id="panels"):
-            for p in PANELS:
-                with Vertical(id=p.key, classes="panel"):
-                    yield MetricChart(p.chart_title, id=f"{p.key}-chart")
-                    if p.gpu_live:
-                        yield Static("", id="gpu-live")
+        with ContentSwitcher(initial="charts", id="views"):
+            with Container(id="charts"):
+                for p in PANELS:
+                    with Vertical(id=p.key, classes="panel"):
+                        yield MetricChart(p.chart_title, id=f"{p.key}-chart")
+                        if p.gpu_live:
+                            yield Static("", id="gpu-live")
+            yield ScalarsView(id="scalars")
+            yield ConfigView(id="config")
         yield Footer()
 
     def on_mount(self) -> None:
         """Start polling and a slow tick that keeps ages and statuses current."""
         self._main = self.screen
+        self._mounted = True
         self._main.query_one(RunHeader).show(None, str(self.config.logdir), self.tensorboard_url)
-        self._show_panelbar()
-        self._show_panels()
+        self._fit(self.size.width, self.size.height)
+        self._layout()
         self._main.query_one(RunTable).focus()
         self._poll_events()
         self.set_interval(1.0, self._tick)
+
+    def on_resize(self, event: Resize) -> None:
+        """The terminal changed size: grid or one panel, live."""
+        self._fit(event.size.width, event.size.height)
+
+    def _fit(self, width: int, height: int) -> None:
+        self.grid = charts.grid_shape(width, height, len(self.available))
 
     # ------------------------------------------------------------------------------ polling
 
@@ -163,9 +191,14 @@ class BoardApp(App[int]):
                 self.post_message(RunsChanged(frozenset(changed)))
                 first = False
             now = time.monotonic()
-            if panel_by_key(self.panel).gpu_live and now >= next_gpu:
+            if self._gpu_wanted and now >= next_gpu:
                 next_gpu = now + GPU_POLL_S
-                self.post_message(GpusRead(self.nvml.read()))
+                view = self.nvml.read()
+                with self.reader.lock:
+                    dirs = {name: run.path for name, run in self.reader.runs.items()}
+                pids = [p.pid for g in view.gpus for p in g.processes]
+                owners = {pid: run_of_process(pid, dirs) for pid in pids}
+                self.post_message(GpusRead(view, {p: r for p, r in owners.items() if r}))
             self._stop.wait(self.config.poll_interval)
 
     def on_runs_changed(self, message: RunsChanged) -> None:
@@ -178,8 +211,16 @@ class BoardApp(App[int]):
     def on_gpus_read(self, message: GpusRead) -> None:
         """Show NVML's live view (or why there is none)."""
         self.gpu_view = message.view
+        self.runs_by_pid = message.runs_by_pid
         with self._closing_ok():
-            self._main.query_one("#gpu-live", Static).update(format_gpus(message.view))
+            self._show_gpus()
+
+    def _show_gpus(self) -> None:
+        live = self._main.query_one("#gpu-live", Static)
+        if self.gpu_view.reason or self.gpu_view.gpus:
+            live.update(format_gpus(self.gpu_view, self.runs_by_pid))
+        else:
+            live.update("reading NVML...")
 
     def _tick(self) -> None:
         """Ages and statuses move with the clock even when no file changes."""
@@ -210,11 +251,15 @@ class BoardApp(App[int]):
                     continue
                 stats = self._stats.get(name)
                 if stats is None or stats.version != run.version:
-                    stats = self._stats[name] = model.run_stats(run)
+                    stats = self._stats[name] = model.run_stats(run, self.config.models_dir)
                 summary = model.summarize(run, now, stats)
                 if summary != self.summaries.get(name):
                     self.summaries[name] = summary
                     changed = True
+            unreadable = self.reader.unreadable
+        if unreadable != self.unreadable:
+            self.unreadable = unreadable
+            changed = True
         return changed
 
     # ------------------------------------------------------------------------------ drawing
@@ -225,13 +270,65 @@ class BoardApp(App[int]):
     def _refresh_view(self, data_changed: frozenset[str] | set[str]) -> None:
         ordered = self._ordered()
         table = self._main.query_one(RunTable)
-        table.show(ordered, self.compare_with)
+        table.show(ordered, self._mark_colors())
         if self.selected is None and ordered:
             self.selected = ordered[table.cursor_row if table.cursor_row < len(ordered) else 0].name
         self._show_header()
         self._notify_new_alerts(ordered)
-        if self.selected in data_changed or self.compare_with in data_changed:
+        if self._update_visible():
+            self._layout()
+        elif self.selected in data_changed or any(m in data_changed for m in self.marks):
             self._request_redraw()
+
+    def _mark_colors(self) -> dict[str, str]:
+        return {name: MARK_COLORS[i % len(MARK_COLORS)] for i, name in enumerate(self.marks)}
+
+    def _update_visible(self) -> bool:
+        """Recompute the panels for the selected and marked runs; True when they changed."""
+        tags: set[str] = set()
+        with self.reader.lock:
+            for name in {self.selected, *self.marks}:
+                run = self.reader.runs.get(name) if name else None
+                if run is not None:
+                    tags.update(run.series)
+        visible = panels_for(tags)
+        if visible == self.available:
+            return False
+        self.available = visible
+        self._fit(self.size.width, self.size.height)
+        if not visible and tags and self.view == "charts":
+            self.view = "scalars"  # another tool's run: its tags are the whole story
+        return True
+
+    def _layout(self) -> None:
+        """Show the panels that fit (the current one first among equals), hide the others."""
+        if not self._mounted:
+            return  # a resize can arrive before the widgets exist; on_mount lays out
+        keys = [p.key for p in self.available]
+        if keys and self.panel not in keys:
+            self.panel = keys[0]
+            return  # watch_panel lays out again
+        cols, rows = (1, 1) if self.zoom else self.grid
+        if cols * rows <= 1:
+            shown = [p for p in self.available if p.key == self.panel]
+        else:
+            shown = self.available[: cols * rows]
+            if self.panel in keys and all(p.key != self.panel for p in shown):
+                shown[-1] = panel_by_key(self.panel)
+        self.on_screen = shown
+        self._gpu_wanted = self.view == "charts" and any(p.gpu_live for p in shown)
+        box = self._main.query_one("#charts")
+        box.set_class(cols * rows > 1, "-grid")
+        box.styles.grid_size_columns = cols
+        box.styles.grid_size_rows = rows
+        for p in PANELS:
+            widget = self._main.query_one(f"#{p.key}")
+            widget.display = p in shown
+            widget.set_class(p.key == self.panel and len(shown) > 1, "-current")
+        if any(p.gpu_live for p in shown):
+            self._show_gpus()
+        self._show_panelbar()
+        self._draw_charts(force=True)
 
     def _request_redraw(self) -> None:
         """Redraw for new data, but never spend more than about a fifth of the time drawing.
@@ -257,10 +354,16 @@ class BoardApp(App[int]):
         summary = self.summaries.get(self.selected) if self.selected else None
         self._main.query_one(RunHeader).show(summary, str(self.config.logdir), self.tensorboard_url)
         others = sum(1 for s in self.summaries.values() if s.warnings and s.name != self.selected)
-        self._main.query_one(AlertBar).show(summary, others)
+        self._main.query_one(AlertBar).show(summary, others, self.unreadable)
 
     def _show_panelbar(self) -> None:
-        self._main.query_one(PanelBar).show(PANELS, self.panel, self.smoothing, self.compare_with)
+        self._main.query_one(PanelBar).show(
+            self.available,
+            self.panel if self.view == "charts" else self.view,
+            self.smoothing,
+            self._mark_colors(),
+            self.grid if not self.zoom else (1, 1),
+        )
 
     def _notify_new_alerts(self, summaries: list[model.RunSummary]) -> None:
         if not self.notify_alerts:
@@ -278,103 +381,145 @@ class BoardApp(App[int]):
                         timeout=8,
                     )
 
-    def _lines(
-        self, run_name: str | None, panel: Panel, *, compare: str | None
-    ) -> tuple[list[Line], list[str]]:
-        """The panel's lines for ``run_name`` (and ``compare``'s first line of each trace)."""
-        lines: list[Line] = []
-        notes: list[str] = []
-        with self.reader.lock:
-            run = self.reader.runs.get(run_name) if run_name else None
-            other = self.reader.runs.get(compare) if compare else None
-            for trace in panel.traces:
-                for series_run, prefix, colors, tags in (
-                    (run, "", trace.colors, trace.resolve(run)),
-                    (other, f"{compare}: ", (COMPARE_COLOR,), trace.resolve(other)[:1]),
-                ):
-                    if series_run is None or (prefix and not trace.compare):
-                        continue
-                    for (tag, label), color in zip(tags, colors, strict=False):
-                        series = series_run.series.get(tag)
-                        if series is None or not len(series):
-                            continue
-                        x = np.frombuffer(series.steps, dtype=np.int64).astype(np.float64)
-                        y = np.frombuffer(series.values, dtype=np.float64).copy()
-                        if series.thinned > 1:
-                            notes.append(f"{label}: every {series.thinned}th point kept")
-                        lines.extend(self._styled(prefix + label, x, y, color, trace))
-        return lines, notes
-
-    def _styled(
-        self, name: str, x: np.ndarray, y: np.ndarray, color: str, trace: Trace
-    ) -> list[Line]:
-        """A line as drawn: smoothed over its raw points when the trace and the user want."""
-        if trace.smooth and self.smoothing and len(y) > 2:
-            return [
-                Line(f"{name} (raw)", x, y, "gray", trace.yside),
-                Line(name, x, model.ema(y, SMOOTHING_WEIGHT), color, trace.yside),
-            ]
-        return [Line(name, x, y, color, trace.yside)]
-
     def _draw_charts(self, *, force: bool = False) -> None:
-        key = (self.selected, self.panel, self.smoothing, self.compare_with)
+        key = (
+            self.selected,
+            self.marks,
+            self.smoothing,
+            self.view,
+            self.tag,
+            tuple(p.key for p in self.on_screen),
+        )
         if not force and key == self._drawn:
             return
         self._drawn = key
         start = time.monotonic()
         try:
-            self._draw_panel(panel_by_key(self.panel))
+            if self.view == "charts":
+                self._draw_panels()
+            elif self.view == "scalars":
+                self._draw_scalars()
+            else:
+                self._draw_config()
         finally:
             self._last_draw = time.monotonic()
             self._draw_cost = self._last_draw - start
 
-    def _draw_panel(self, panel: Panel) -> None:
-        other = self.compare_with if self.compare_with != self.selected else None
-        lines, notes = self._lines(self.selected, panel, compare=other)
-        chart = self._main.query_one(f"#{panel.key}-chart", MetricChart)
-        chart.set_lines(lines, "; ".join(notes))
+    def _draw_panels(self) -> None:
+        drawn = []
+        with self.reader.lock:
+            shown = charts.shown_runs(self.reader.runs, self.selected, self.marks)
+            for panel in self.on_screen:
+                drawn.append((panel, *charts.panel_lines(panel, shown, smoothing=self.smoothing)))
+        for panel, lines, notes in drawn:
+            chart = self._main.query_one(f"#{panel.key}-chart", MetricChart)
+            chart.set_lines(lines, "; ".join(notes))
+
+    def _draw_scalars(self) -> None:
+        view = self._main.query_one(ScalarsView)
+        with self.reader.lock:
+            run = self.reader.runs.get(self.selected) if self.selected else None
+            rows = charts.tag_rows(run)
+        tags = view.show(rows, view.query_one("#filter", Input).value)
+        if self.tag not in tags:
+            self.tag = tags[0] if tags else None
+            return  # watch_tag draws the chart
+        self._draw_tag()
+
+    def _draw_tag(self) -> None:
+        lines = []
+        if self.tag is not None:
+            with self.reader.lock:
+                shown = charts.shown_runs(self.reader.runs, self.selected, self.marks)
+                lines = charts.tag_lines(self.tag, shown, smoothing=self.smoothing)
+        chart = self._main.query_one("#tag-chart", MetricChart)
+        chart.title = self.tag or "no tag matches the filter"
+        chart.set_lines(lines)
+
+    def _config_runs(self) -> list[str]:
+        names = [n for n in self.marks if n in self.summaries]
+        if self.selected in self.summaries and self.selected not in names:
+            names.insert(0, self.selected)
+        return names
+
+    def _draw_config(self) -> None:
+        names = self._config_runs()
+        configs = []
+        with self.reader.lock:
+            for name in names:
+                found = model.run_config(self.reader.runs[name], self.config.models_dir)
+                configs.append(None if found is None else (found[0], str(found[1])))
+        self._main.query_one(ConfigView).show([self.summaries[n] for n in names], configs)
 
     # ------------------------------------------------------------------------------ reactives
 
     def watch_selected(self) -> None:
-        """A new run is selected: header and charts follow."""
+        """A new run is selected: header, panels and charts follow."""
         self._show_header()
-        self._draw_charts()
+        if self._update_visible():
+            self._layout()
+        else:
+            self._draw_charts()
 
-    def _show_panels(self) -> None:
-        """Show the current panel, hide the others."""
-        for p in PANELS:
-            self._main.query_one(f"#{p.key}").display = p.key == self.panel
+    def watch_panel(self) -> None:
+        """Switch the current panel."""
+        self._layout()
 
-    def watch_panel(self, panel: str) -> None:
-        """Switch the visible panel."""
-        self._show_panels()
-        self._show_panelbar()
-        if panel_by_key(panel).gpu_live:
-            self._main.query_one("#gpu-live", Static).update(
-                format_gpus(self.gpu_view)
-                if self.gpu_view.reason or self.gpu_view.gpus
-                else "reading NVML..."
-            )
-        self._draw_charts()
+    def watch_grid(self) -> None:
+        """The terminal's size picked another grid."""
+        self._layout()
+
+    def watch_zoom(self) -> None:
+        """One panel, or the grid again."""
+        self._layout()
+
+    def watch_view(self, view: str) -> None:
+        """Charts, scalars or settings."""
+        self._main.query_one(ContentSwitcher).current = view
+        self._layout()
+        if view == "scalars":
+            self._main.query_one("#tags", DataTable).focus()
+        elif view == "charts":
+            self._main.query_one(RunTable).focus()
+
+    def watch_tag(self) -> None:
+        """Chart another tag in the scalars view."""
+        if self.view == "scalars":
+            self._draw_tag()
 
     def watch_smoothing(self) -> None:
         """Redraw with or without smoothing."""
         self._show_panelbar()
         self._draw_charts()
 
-    def watch_compare_with(self) -> None:
-        """Redraw with or without the comparison run."""
-        self._show_panelbar()
-        self._main.query_one(RunTable).show(self._ordered(), self.compare_with)
-        self._draw_charts()
+    def watch_marks(self) -> None:
+        """Overlay the marked runs (and list their settings)."""
+        self._main.query_one(RunTable).show(self._ordered(), self._mark_colors())
+        if self._update_visible():
+            self._layout()
+        else:
+            self._show_panelbar()
+            self._draw_charts()
 
     # ------------------------------------------------------------------------------ actions
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        """The cursor moved in the run list."""
-        if event.row_key.value is not None:
+        """The cursor moved in the run list or in the tag list."""
+        if event.row_key.value is None:
+            return
+        if isinstance(event.data_table, RunTable):
             self.selected = event.row_key.value
+        elif event.data_table.id == "tags":
+            self.tag = event.row_key.value
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        """The tag filter changed: list the matching tags."""
+        if event.input.id == "filter":
+            self._draw_charts(force=True)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Enter in the filter: back to the tag list."""
+        self._main.query_one("#tags", DataTable).focus()
 
     def action_move_run(self, delta: int) -> None:
         """Move the run-list cursor."""
@@ -384,20 +529,43 @@ class BoardApp(App[int]):
 
     def action_move_panel(self, delta: int) -> None:
         """Next / previous panel."""
-        keys = [p.key for p in PANELS]
-        self.panel = keys[(keys.index(self.panel) + delta) % len(keys)]
+        keys = [p.key for p in self.available]
+        if keys:
+            i = keys.index(self.panel) if self.panel in keys else 0
+            self.panel = keys[(i + delta) % len(keys)]
+        self.view = "charts"
 
-    def action_panel(self, key: str) -> None:
-        """Show one panel."""
-        self.panel = key
+    def action_panel_number(self, number: int) -> None:
+        """Show panel ``number`` of the panel bar."""
+        if 1 <= number <= len(self.available):
+            self.panel = self.available[number - 1].key
+            self.view = "charts"
+
+    def action_mark(self) -> None:
+        """Mark the selected run for comparison, or unmark it."""
+        name = self.selected
+        if name is None:
+            return
+        self.marks = (
+            tuple(m for m in self.marks if m != name) if name in self.marks else (*self.marks, name)
+        )
 
     def action_toggle_smoothing(self) -> None:
         """Smoothing on / off."""
         self.smoothing = not self.smoothing
 
-    def action_compare(self) -> None:
-        """Pin the selected run for comparison, or clear the pin."""
-        self.compare_with = None if self.compare_with == self.selected else self.selected
+    def action_toggle_zoom(self) -> None:
+        """In the grid: the current panel alone, or the grid again."""
+        self.zoom = not self.zoom
+
+    def action_view(self, view: str) -> None:
+        """Show a view (the same key again goes back to the charts)."""
+        self.view = "charts" if view == self.view else view
+
+    def action_filter(self) -> None:
+        """Type a tag filter."""
+        self.view = "scalars"
+        self._main.query_one("#filter", Input).focus()
 
     def action_help(self) -> None:
         """Show the keys."""
@@ -424,7 +592,9 @@ def run_board(config: BoardConfig) -> int:
             raise BoardUsageError("--tensorboard needs the live board: drop --once")
         from tui.report import print_once
 
-        return print_once(Path(config.logdir), as_json_output=config.json)
+        return print_once(
+            Path(config.logdir), as_json_output=config.json, models_dir=config.models_dir
+        )
     if config.json:
         raise BoardUsageError("--json needs --once")
     tensorboard = None

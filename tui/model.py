@@ -7,8 +7,11 @@ in, so the same numbers appear in the live board, in ``--once`` and in tests.
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from facenet_cli import events as ev
@@ -112,31 +115,62 @@ def steps_per_second(run: ev.RunState) -> float | None:
     return float(ds / dt) if dt > 0 and ds > 0 else None
 
 
-def total_steps(run: ev.RunState) -> int | None:
+CONFIG_NAME = "config.toml"
+"""``train`` saves each run's settings under this name, beside its checkpoints."""
+
+
+def config_paths(run: ev.RunState, models_dir: Path | None = None) -> list[Path]:
+    """Where a run's ``config.toml`` may be, in the order they are tried.
+
+    In the run's log folder; in ``models_dir/<run>`` (``board --models-dir``); in a ``models``
+    folder beside the log directory (``--logs-base-dir X/logs --models-base-dir X/models``, the
+    demo's layout); in the default models directory.
+    """
+    paths = [run.path / CONFIG_NAME]
+    if models_dir is not None:
+        paths.append(Path(models_dir).expanduser() / run.name / CONFIG_NAME)
+    paths.append(run.path.parent.parent / "models" / run.name / CONFIG_NAME)
+    paths.append(default_models_dir() / run.name / CONFIG_NAME)
+    return paths
+
+
+def run_config(
+    run: ev.RunState, models_dir: Path | None = None
+) -> tuple[dict[str, Any], Path] | None:
+    """The run's saved settings and the file they came from; None when none is found."""
+    if run.name == ".":
+        return None  # event files directly in the log directory: no run name to look up
+    for path in config_paths(run, models_dir):
+        try:
+            return tomllib.loads(path.read_text()), path
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+            continue
+    return None
+
+
+def planned_steps(config: dict[str, Any]) -> int | None:
+    """The step a run stops at: ``max_steps``, ``max_nrof_epochs * epoch_size``, the smaller."""
+
+    def positive(key: str) -> int | None:
+        value = config.get(key)
+        return value if isinstance(value, int) and value > 0 else None
+
+    epochs, size, steps = positive("max_nrof_epochs"), positive("epoch_size"), positive("max_steps")
+    planned = [n for n in (steps, epochs * size if epochs and size else None) if n is not None]
+    return min(planned) if planned else None
+
+
+def total_steps(run: ev.RunState, models_dir: Path | None = None) -> int | None:
     """The run's planned number of steps.
 
-    From the ``progress/total_steps`` scalar when train logs it, else from the run's
-    ``config.toml`` (``max_steps`` or ``max_nrof_epochs * epoch_size``) in the log directory's
-    run folder or in the default models directory's folder of the same name.
+    From the ``progress/total_steps`` scalar when logged, else from the run's ``config.toml``
+    (see :func:`config_paths` and :func:`planned_steps`).
     """
     series = run.series.get(ev.TOTAL_STEPS)
     if series is not None and series.latest is not None and series.latest[2] > 0:
         return int(series.latest[2])
-    # train saves its config next to the checkpoints, under the same run name.
-    for path in (run.path / "config.toml", default_models_dir() / run.name / "config.toml"):
-        try:
-            config = tomllib.loads(path.read_text())
-            break
-        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
-            continue
-    else:
-        return None
-    if isinstance(config.get("max_steps"), int) and config["max_steps"] > 0:
-        return int(config["max_steps"])
-    epochs, size = config.get("max_nrof_epochs"), config.get("epoch_size")
-    if isinstance(epochs, int) and isinstance(size, int) and epochs > 0 and size > 0:
-        return epochs * size
-    return None
+    found = run_config(run, models_dir)
+    return None if found is None else planned_steps(found[0])
 
 
 def best_accuracy(run: ev.RunState) -> tuple[float, int] | None:
@@ -241,14 +275,14 @@ class RunStats:
     interval: float | None
 
 
-def run_stats(run: ev.RunState) -> RunStats:
+def run_stats(run: ev.RunState, models_dir: Path | None = None) -> RunStats:
     """The data-only part of a summary (the board caches it per run version)."""
     return RunStats(
         version=run.version,
         last_step=run.last_step,
         best=best_accuracy(run),
         rate=steps_per_second(run),
-        total=total_steps(run),
+        total=total_steps(run, models_dir),
         latest=run.latest_values(),
         thinned={t: s.thinned for t, s in run.series.items() if s.thinned > 1},
         alerts=data_alerts(run),
@@ -256,16 +290,19 @@ def run_stats(run: ev.RunState) -> RunStats:
     )
 
 
-def summarize(run: ev.RunState, now: float, stats: RunStats | None = None) -> RunSummary:
+def summarize(
+    run: ev.RunState, now: float, stats: RunStats | None = None, models_dir: Path | None = None
+) -> RunSummary:
     """Everything the board shows about ``run`` at time ``now`` (seconds since the epoch).
 
     Args:
         run: The run.
         now: The clock.
         stats: Its :func:`run_stats` if still current (same ``run.version``).
+        models_dir: Where to look for the run's ``config.toml`` first (``--models-dir``).
     """
     if stats is None or stats.version != run.version:
-        stats = run_stats(run)
+        stats = run_stats(run, models_dir)
     status = run_status(run, now, stats.interval)
     last = last_activity(run)
     best = stats.best
@@ -398,3 +435,80 @@ def format_value(value: float | None) -> str:
     if abs(value) >= 100:
         return f"{value:.0f}"
     return f"{value:.4g}"
+
+
+# ------------------------------------------------------------------------ scalars and settings
+
+SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: np.ndarray, width: int) -> str:
+    """The series as ``width`` block characters (mean per bucket); blanks where not finite."""
+    y = np.asarray(values, dtype=np.float64)
+    if not len(y) or width <= 0:
+        return ""
+    edges = np.linspace(0, len(y), min(width, len(y)) + 1).astype(np.int64)
+    with np.errstate(invalid="ignore"):
+        finite = np.where(np.isfinite(y), y, 0.0)
+        counts = np.add.reduceat(np.isfinite(y).astype(np.float64), edges[:-1])
+        sums = np.add.reduceat(finite, edges[:-1])
+        means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    ok = np.isfinite(means)
+    if not ok.any():
+        return " " * len(means)
+    lo, hi = float(means[ok].min()), float(means[ok].max())
+    span = hi - lo
+    levels = np.zeros(len(means), dtype=np.int64)
+    if span > 0:
+        levels[ok] = np.round((means[ok] - lo) / span * (len(SPARK_BLOCKS) - 1)).astype(np.int64)
+    return "".join(SPARK_BLOCKS[lv] if good else " " for lv, good in zip(levels, ok, strict=True))
+
+
+def tag_filter(pattern: str) -> re.Pattern[str] | None:
+    """TensorBoard's tag filter: a case-insensitive regular expression; None when invalid."""
+    try:
+        return re.compile(pattern, re.IGNORECASE)
+    except re.error:
+        return None
+
+
+def flatten_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested TOML tables as dotted keys: ``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out.update(flatten_config(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+@dataclass(frozen=True)
+class SettingRow:
+    """One key of the runs' settings, side by side (None where a run lacks the key)."""
+
+    key: str
+    values: tuple[Any, ...]
+    differs: bool
+
+
+def compare_settings(configs: list[dict[str, Any] | None]) -> list[SettingRow]:
+    """Every key of the runs' settings, the keys whose values differ first, then by name.
+
+    A run without a config contributes nothing; a key missing from some runs differs.
+    """
+    flat = [flatten_config(c) if c is not None else {} for c in configs]
+    keys = sorted({k for f in flat for k in f})
+    rows = []
+    for key in keys:
+        values = tuple(f.get(key) for f in flat)
+        present = [v for f, v in zip(flat, values, strict=True) if f]
+        differs = any(v != present[0] for v in present[1:]) if present else False
+        rows.append(SettingRow(key, values, differs))
+    return sorted(rows, key=lambda r: (not r.differs, r.key))
+
+
+def accuracy_spread(summaries: list[RunSummary]) -> float | None:
+    """How far apart the runs' best LFW accuracies are (max - min); None under two values."""
+    best = [s.best_accuracy for s in summaries if s.best_accuracy is not None]
+    return max(best) - min(best) if len(best) >= 2 else None

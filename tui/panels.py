@@ -1,8 +1,13 @@
 """The board's panels, declared once: this table drives the panel bar, the layout and the drawing.
 
 A panel is a chart of one or more traces; a trace is a group of tags drawn the same way (one
-y axis, smoothed or not, overlaid for the comparison run or not). Adding a panel is adding a
-row here.
+y axis, smoothed or not, overlaid for the marked runs or not). Adding a panel is adding a row
+here. The order is the priority in the wide grid: the first panels that fit are shown.
+
+Which panels a run gets: facenet's panels for a run holding any of facenet's tags (or none yet),
+each other panel (the classifier's) when its tags are there, in place of the panel it
+``replaces`` when that one's own tags are absent; a run written by another tool (Keras,
+tensorboardX) gets only the panels whose tags it has, and the scalars view lists everything.
 """
 
 from __future__ import annotations
@@ -12,7 +17,16 @@ from dataclasses import dataclass
 from facenet_cli import events as ev
 
 COLORS = ("cyan", "green", "yellow", "orange", "red", "blue", "white")
-COMPARE_COLOR = "magenta"
+MARK_COLORS = ("magenta", "orange", "red+", "blue+", "green+", "yellow+", "gray+")
+"""Colours of the marked runs' lines (and their dots in the run list), in marking order."""
+_RICH_NAMES = {"orange": "dark_orange", "orange+": "orange1", "gray": "grey50", "gray+": "grey70"}
+
+
+def rich_color(plotext_color: str) -> str:
+    """A plotext colour name (``red+`` is the bright one) as a Rich colour."""
+    if plotext_color in _RICH_NAMES:
+        return _RICH_NAMES[plotext_color]
+    return "bright_" + plotext_color[:-1] if plotext_color.endswith("+") else plotext_color
 
 
 @dataclass(frozen=True)
@@ -48,6 +62,12 @@ class Trace:
         ]
         return found or list(self.tags)
 
+    def matches(self, tags: set[str]) -> bool:
+        """Whether any of this trace's tags (or a family member) is in ``tags``."""
+        return any(t in tags for t, _ in self.tags) or any(
+            tag.startswith(prefix + "/") for prefix, _ in self.families for tag in tags
+        )
+
 
 @dataclass(frozen=True)
 class Panel:
@@ -59,6 +79,8 @@ class Panel:
         chart_title: Title drawn above the chart.
         traces: What it draws.
         gpu_live: Show NVML's live GPU view under the chart.
+        facenet: One of the panels every facenet run shows (even before its tags arrive).
+        replaces: Key of the panel this one stands in for when it applies.
     """
 
     key: str
@@ -66,6 +88,12 @@ class Panel:
     chart_title: str
     traces: tuple[Trace, ...]
     gpu_live: bool = False
+    facenet: bool = True
+    replaces: str | None = None
+
+    def has_data(self, tags: set[str]) -> bool:
+        """Whether ``tags`` hold anything this panel draws."""
+        return any(trace.matches(tags) for trace in self.traces)
 
 
 PANELS: tuple[Panel, ...] = (
@@ -84,7 +112,25 @@ PANELS: tuple[Panel, ...] = (
             ),
         ),
     ),
-    Panel("lr", "LR", "learning rate", (Trace(((ev.LEARNING_RATE, "learning rate"),)),)),
+    Panel(
+        "classifier",
+        "Classifier",
+        "classifier: cross-entropy and validation loss (left), accuracy (right)",
+        (
+            Trace(
+                ((ev.CLS_CROSS_ENTROPY, "cross-entropy"), (ev.VAL_LOSS, "validation loss")),
+                smooth=True,
+            ),
+            Trace(
+                ((ev.CLS_ACCURACY, "accuracy"), (ev.VAL_ACCURACY, "validation accuracy")),
+                yside="right",
+                colors=("yellow", "orange"),
+                compare=False,
+            ),
+        ),
+        facenet=False,
+        replaces="triplets",
+    ),
     Panel(
         "lfw",
         "LFW",
@@ -110,7 +156,25 @@ PANELS: tuple[Panel, ...] = (
         "images per second",
         (Trace(((ev.IMAGES_PER_SEC, "images/s"),), smooth=True),),
     ),
+    Panel("lr", "LR", "learning rate", (Trace(((ev.LEARNING_RATE, "learning rate"),)),)),
 )
+
+FACENET_TAGS = frozenset((*ev.TRAIN_TAGS, *ev.LFW_TAGS, *ev.CLASSIFIER_TAGS, ev.HOST_RSS_MB))
+FACENET_FAMILIES = (ev.GPU_MEMORY_CURRENT_MB + "/", ev.GPU_MEMORY_PEAK_MB + "/")
+
+
+def is_facenet_tag(tag: str) -> bool:
+    """Whether facenet's trainer writes ``tag``."""
+    return tag in FACENET_TAGS or tag.startswith(FACENET_FAMILIES)
+
+
+def panels_for(tags: set[str]) -> list[Panel]:
+    """The panels for runs holding ``tags`` (the selected run's and the marked runs' together)."""
+    facenet = not tags or any(is_facenet_tag(t) for t in tags)
+    shown = [p for p in PANELS if p.has_data(tags) or (facenet and p.facenet)]
+    stand_ins = {p.replaces for p in shown if p.replaces}
+    return [p for p in shown if p.key not in stand_ins or p.has_data(tags)]
+
 
 _BY_KEY = {p.key: p for p in PANELS}
 

@@ -125,8 +125,8 @@ async def test_panels_smoothing_compare_and_help(tmp_path: Path) -> None:
         assert set(_points(app, "loss")) == {"loss", "loss (raw)"}  # smoothed over raw
         await pilot.press("s")
         assert set(_points(app, "loss")) == {"loss"}
-        await pilot.press("c", "j")  # pin "one", look at "two"
-        assert app.compare_with == "one" and app.selected == "two"
+        await pilot.press("space", "j")  # mark "one", look at "two"
+        assert app.marks == ("one",) and app.selected == "two"
         assert set(_points(app, "loss")) == {"loss", "one: loss"}
         await pilot.press("2")
         assert app.panel == "triplets"
@@ -136,11 +136,13 @@ async def test_panels_smoothing_compare_and_help(tmp_path: Path) -> None:
             "selected",
             "one: active fraction",
         }
-        await pilot.press("right", "right", "right")
+        await pilot.press("right", "right")  # triplets -> LFW -> memory
         assert app.panel == "memory"
         assert set(_points(app, "memory")) == {"GPU:0 current"}
-        await pilot.press("left", "5")
+        await pilot.press("left", "4")
         assert app.panel == "memory"
+        await pilot.press("c")  # the old compare key marks too
+        assert app.marks == ("one", "two")
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape")
@@ -179,7 +181,7 @@ async def test_gpu_panel_live_view_and_calm_no_gpu_state(tmp_path: Path) -> None
     app = _app(tmp_path, nvml=_FakeNvml(gpu))
     async with app.run_test(size=SIZE) as pilot:
         await _until(pilot, app.loaded.is_set)
-        await pilot.press("5")
+        await pilot.press("4")
         live = app.query_one("#gpu-live", Static)
         await _until(pilot, lambda: "H200" in _text(live))
         assert "1,024 / 143,771 MiB" in _text(live) and "util 37%" in _text(live)
@@ -214,16 +216,46 @@ async def test_waits_for_a_logdir_that_does_not_exist_yet(tmp_path: Path) -> Non
         await _until(pilot, lambda: app.selected == "first")
 
 
-@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
-async def test_layout_fits(tmp_path: Path, size: tuple[int, int]) -> None:
+def _shown_panels(app: BoardApp) -> list[str]:
+    return [str(p.id) for p in app.query(".panel") if p.display]
+
+
+@pytest.mark.parametrize(("size", "panels"), [((80, 24), ["loss"]), ((120, 40), 4), ((200, 50), 6)])
+async def test_layout_fits(tmp_path: Path, size: tuple[int, int], panels: list[str] | int) -> None:
+    """One panel below 120x36, a grid of legible charts above it; the run list stays."""
     for i in range(10):
         _write_run(tmp_path, f"run-{i:02d}", range(0, 5))
     app = _app(tmp_path)
     async with app.run_test(size=size) as pilot:
         await _until(pilot, app.loaded.is_set)
-        chart = app.query_one("#loss-chart", MetricChart)
-        assert chart.size.height >= 8 and chart.size.width >= 70  # charts keep room to read
+        await pilot.pause(0.1)
+        shown = _shown_panels(app)
+        assert shown == panels if isinstance(panels, list) else len(shown) == panels
+        for key in shown:
+            chart = app.query_one(f"#{key}-chart", MetricChart)
+            assert chart.size.height >= 8, (key, chart.size)  # charts keep room to read
+            assert chart.size.width >= (70 if len(shown) == 1 else 50), (key, chart.size)
+            assert chart.lines or key in ("lfw", "speed")  # the panels without data here
         assert app.query_one(RunTable).row_count == 10
+        assert app.query_one(RunTable).size.height >= 5
+
+
+async def test_resizing_switches_between_one_panel_and_the_grid(tmp_path: Path) -> None:
+    _write_run(tmp_path, "r", range(0, 5))
+    app = _app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await _until(pilot, app.loaded.is_set)
+        assert _shown_panels(app) == ["loss"]
+        await pilot.resize_terminal(200, 50)
+        await _until(pilot, lambda: len(_shown_panels(app)) == 6)
+        assert _shown_panels(app) == ["loss", "triplets", "lfw", "memory", "speed", "lr"]
+        assert app.grid == (3, 2) and _points(app, "triplets")["active fraction"] == 5
+        await pilot.press("z")  # the current panel alone, then the grid again
+        assert _shown_panels(app) == ["loss"]
+        await pilot.press("z")
+        assert len(_shown_panels(app)) == 6
+        await pilot.resize_terminal(*SIZE)
+        await _until(pilot, lambda: _shown_panels(app) == ["loss"])
 
 
 def test_mtime_only_changes_update_ages(tmp_path: Path) -> None:
