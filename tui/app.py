@@ -23,44 +23,24 @@ from facenet_cli.errors import EXIT_USAGE, FacenetError
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import Container, Vertical
 from textual.css.query import NoMatches
 from textual.events import Resize
-from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Static
+from textual.widgets import ContentSwitcher, DataTable, Footer, Input
 
 from tui import charts, model
-from tui.gpu import GpuView, Nvml, format_gpus, run_of_process
-from tui.panels import MARK_COLORS, PANELS, Panel, panel_by_key, panels_for
-from tui.views import ConfigView, ScalarsView
-from tui.widgets import AlertBar, HelpScreen, MetricChart, PanelBar, RunHeader, RunTable
-
-GPU_POLL_S = 2.0
+from tui.gpu import GpuView, Nvml
+from tui.panels import MARK_COLORS, PANELS, Panel, panels_for
+from tui.polling import GpusRead, RunsChanged, SummaryCache, poll_forever
+from tui.views import ChartGrid, ConfigView, ScalarsView
+from tui.widgets import AlertBar, HelpScreen, PanelBar, RunHeader, RunTable
 
 
 class BoardUsageError(FacenetError):
     """Options that do not go together."""
 
     exit_code = EXIT_USAGE
-
-
-class RunsChanged(Message):
-    """Posted by the polling thread: these runs have new data or a new status."""
-
-    def __init__(self, names: frozenset[str]) -> None:
-        super().__init__()
-        self.names = names
-
-
-class GpusRead(Message):
-    """Posted by the polling thread with NVML's latest view and the runs of its processes."""
-
-    def __init__(self, view: GpuView, runs_by_pid: dict[int, str]) -> None:
-        super().__init__()
-        self.view = view
-        self.runs_by_pid = runs_by_pid
 
 
 class BoardApp(App[int]):
@@ -120,13 +100,13 @@ class BoardApp(App[int]):
         self.reader = ev.LogdirReader(config.logdir)
         self.nvml = nvml if nvml is not None else Nvml()
         self.tensorboard_url = tensorboard_url
-        self.summaries: dict[str, model.RunSummary] = {}
-        self._stats: dict[str, model.RunStats] = {}
+        self._cache = SummaryCache(self.reader, clock, config.models_dir)
+        self.summaries = self._cache.summaries
+        """Run name -> its latest summary (kept current by the cache)."""
         self.loaded = threading.Event()
         """Set once the first poll has been shown (tests and benchmarks wait on it)."""
         self.gpu_view = GpuView((), "")
         self.runs_by_pid: dict[int, str] = {}
-        self.unreadable: dict[Path, str] = {}
         self.available: list[Panel] = list(panels_for(set()))
         """The panels for the selected and marked runs, in table order."""
         self.on_screen: list[Panel] = []
@@ -138,8 +118,6 @@ class BoardApp(App[int]):
         self._last_draw = 0.0
         self._draw_cost = 0.0
         self._redraw_pending = False
-        self._alerts_seen: set[tuple[str, str, str]] = set()
-        self.exit_code = 0
 
     # ------------------------------------------------------------------------------ layout
 
@@ -150,12 +128,7 @@ class BoardApp(App[int]):
         yield AlertBar(id="alerts")
         yield PanelBar(id="panelbar")
         with ContentSwitcher(initial="charts", id="views"):
-            with Container(id="charts"):
-                for p in PANELS:
-                    with Vertical(id=p.key, classes="panel"):
-                        yield MetricChart(p.chart_title, id=f"{p.key}-chart")
-                        if p.gpu_live:
-                            yield Static("", id="gpu-live")
+            yield ChartGrid(id="charts")
             yield ScalarsView(id="scalars")
             yield ConfigView(id="config")
         yield Footer()
@@ -183,27 +156,18 @@ class BoardApp(App[int]):
     @work(thread=True, exclusive=True, name="poll")
     def _poll_events(self) -> None:
         """Read new events every poll interval and tell the UI which runs changed."""
-        first = True
-        next_gpu = 0.0
-        while not self._stop.is_set():
-            changed = self.reader.poll()
-            if changed or first:
-                self.post_message(RunsChanged(frozenset(changed)))
-                first = False
-            now = time.monotonic()
-            if self._gpu_wanted and now >= next_gpu:
-                next_gpu = now + GPU_POLL_S
-                view = self.nvml.read()
-                with self.reader.lock:
-                    dirs = {name: run.path for name, run in self.reader.runs.items()}
-                pids = [p.pid for g in view.gpus for p in g.processes]
-                owners = {pid: run_of_process(pid, dirs) for pid in pids}
-                self.post_message(GpusRead(view, {p: r for p, r in owners.items() if r}))
-            self._stop.wait(self.config.poll_interval)
+        poll_forever(
+            self.reader,
+            self.nvml,
+            self._stop,
+            self.config.poll_interval,
+            self.post_message,
+            lambda: self._gpu_wanted,
+        )
 
     def on_runs_changed(self, message: RunsChanged) -> None:
         """Summarise the changed runs and redraw what shows them."""
-        self._summarize(message.names or set(self.reader.runs))
+        self._cache.update(message.names or set(self.reader.runs))
         with self._closing_ok():
             self._refresh_view(data_changed=message.names)
         self.loaded.set()
@@ -213,18 +177,11 @@ class BoardApp(App[int]):
         self.gpu_view = message.view
         self.runs_by_pid = message.runs_by_pid
         with self._closing_ok():
-            self._show_gpus()
-
-    def _show_gpus(self) -> None:
-        live = self._main.query_one("#gpu-live", Static)
-        if self.gpu_view.reason or self.gpu_view.gpus:
-            live.update(format_gpus(self.gpu_view, self.runs_by_pid))
-        else:
-            live.update("reading NVML...")
+            self._main.query_one(ChartGrid).show_gpus(self.gpu_view, self.runs_by_pid)
 
     def _tick(self) -> None:
         """Ages and statuses move with the clock even when no file changes."""
-        if self.reader.runs and self._summarize(set(self.reader.runs)):
+        if self.reader.runs and self._cache.update(set(self.reader.runs)):
             with self._closing_ok():
                 self._refresh_view(data_changed=frozenset())
 
@@ -240,41 +197,16 @@ class BoardApp(App[int]):
         except NoMatches:
             pass
 
-    def _summarize(self, names: set[str] | frozenset[str]) -> bool:
-        """Refresh the summaries of ``names``; True when any of them changed."""
-        now = self.clock()
-        changed = False
-        with self.reader.lock:
-            for name in names:
-                run = self.reader.runs.get(name)
-                if run is None:
-                    continue
-                stats = self._stats.get(name)
-                if stats is None or stats.version != run.version:
-                    stats = self._stats[name] = model.run_stats(run, self.config.models_dir)
-                summary = model.summarize(run, now, stats)
-                if summary != self.summaries.get(name):
-                    self.summaries[name] = summary
-                    changed = True
-            unreadable = self.reader.unreadable
-        if unreadable != self.unreadable:
-            self.unreadable = unreadable
-            changed = True
-        return changed
-
     # ------------------------------------------------------------------------------ drawing
 
-    def _ordered(self) -> list[model.RunSummary]:
-        return [self.summaries[n] for n in sorted(self.summaries)]
-
     def _refresh_view(self, data_changed: frozenset[str] | set[str]) -> None:
-        ordered = self._ordered()
+        ordered = self._cache.ordered()
         table = self._main.query_one(RunTable)
         table.show(ordered, self._mark_colors())
         if self.selected is None and ordered:
             self.selected = ordered[table.cursor_row if table.cursor_row < len(ordered) else 0].name
         self._show_header()
-        self._notify_new_alerts(ordered)
+        self._notify_new_alerts()
         if self._update_visible():
             self._layout()
         elif self.selected in data_changed or any(m in data_changed for m in self.marks):
@@ -308,25 +240,12 @@ class BoardApp(App[int]):
         if keys and self.panel not in keys:
             self.panel = keys[0]
             return  # watch_panel lays out again
-        cols, rows = (1, 1) if self.zoom else self.grid
-        if cols * rows <= 1:
-            shown = [p for p in self.available if p.key == self.panel]
-        else:
-            shown = self.available[: cols * rows]
-            if self.panel in keys and all(p.key != self.panel for p in shown):
-                shown[-1] = panel_by_key(self.panel)
-        self.on_screen = shown
-        self._gpu_wanted = self.view == "charts" and any(p.gpu_live for p in shown)
-        box = self._main.query_one("#charts")
-        box.set_class(cols * rows > 1, "-grid")
-        box.styles.grid_size_columns = cols
-        box.styles.grid_size_rows = rows
-        for p in PANELS:
-            widget = self._main.query_one(f"#{p.key}")
-            widget.display = p in shown
-            widget.set_class(p.key == self.panel and len(shown) > 1, "-current")
-        if any(p.gpu_live for p in shown):
-            self._show_gpus()
+        grid = self._main.query_one(ChartGrid)
+        shape = (1, 1) if self.zoom else self.grid
+        self.on_screen = grid.show_panels(self.available, self.panel, shape)
+        self._gpu_wanted = self.view == "charts" and any(p.gpu_live for p in self.on_screen)
+        if self._gpu_wanted:
+            grid.show_gpus(self.gpu_view, self.runs_by_pid)
         self._show_panelbar()
         self._draw_charts(force=True)
 
@@ -354,7 +273,7 @@ class BoardApp(App[int]):
         summary = self.summaries.get(self.selected) if self.selected else None
         self._main.query_one(RunHeader).show(summary, str(self.config.logdir), self.tensorboard_url)
         others = sum(1 for s in self.summaries.values() if s.warnings and s.name != self.selected)
-        self._main.query_one(AlertBar).show(summary, others, self.unreadable)
+        self._main.query_one(AlertBar).show(summary, others, self._cache.unreadable)
 
     def _show_panelbar(self) -> None:
         self._main.query_one(PanelBar).show(
@@ -365,21 +284,11 @@ class BoardApp(App[int]):
             self.grid if not self.zoom else (1, 1),
         )
 
-    def _notify_new_alerts(self, summaries: list[model.RunSummary]) -> None:
-        if not self.notify_alerts:
-            return
-        for s in summaries:
-            for a in s.alerts:
-                key = (s.name, a.kind, a.message if a.kind == "new_best" else "")
-                if key in self._alerts_seen:
-                    continue
-                self._alerts_seen.add(key)
-                if self.loaded.is_set() or a.severity == model.WARNING:
-                    self.notify(
-                        f"{s.name}: {a.message}",
-                        severity="error" if a.severity == model.WARNING else "information",
-                        timeout=8,
-                    )
+    def _notify_new_alerts(self) -> None:
+        for name, a in self._cache.new_alerts(infos=self.loaded.is_set()):
+            if self.notify_alerts:
+                warning = a.severity == model.WARNING
+                self.notify(f"{name}: {a.message}", severity="error" if warning else "information")
 
     def _draw_charts(self, *, force: bool = False) -> None:
         key = (
@@ -406,50 +315,27 @@ class BoardApp(App[int]):
             self._draw_cost = self._last_draw - start
 
     def _draw_panels(self) -> None:
-        drawn = []
-        with self.reader.lock:
-            shown = charts.shown_runs(self.reader.runs, self.selected, self.marks)
-            for panel in self.on_screen:
-                drawn.append((panel, *charts.panel_lines(panel, shown, smoothing=self.smoothing)))
-        for panel, lines, notes in drawn:
-            chart = self._main.query_one(f"#{panel.key}-chart", MetricChart)
-            chart.set_lines(lines, "; ".join(notes))
+        self._main.query_one(ChartGrid).draw(
+            self.reader, self.on_screen, self.selected, self.marks, smoothing=self.smoothing
+        )
 
     def _draw_scalars(self) -> None:
-        view = self._main.query_one(ScalarsView)
-        with self.reader.lock:
-            run = self.reader.runs.get(self.selected) if self.selected else None
-            rows = charts.tag_rows(run)
-        tags = view.show(rows, view.query_one("#filter", Input).value)
+        tags = self._main.query_one(ScalarsView).show_run(self.reader, self.selected)
         if self.tag not in tags:
             self.tag = tags[0] if tags else None
             return  # watch_tag draws the chart
         self._draw_tag()
 
     def _draw_tag(self) -> None:
-        lines = []
-        if self.tag is not None:
-            with self.reader.lock:
-                shown = charts.shown_runs(self.reader.runs, self.selected, self.marks)
-                lines = charts.tag_lines(self.tag, shown, smoothing=self.smoothing)
-        chart = self._main.query_one("#tag-chart", MetricChart)
-        chart.title = self.tag or "no tag matches the filter"
-        chart.set_lines(lines)
-
-    def _config_runs(self) -> list[str]:
-        names = [n for n in self.marks if n in self.summaries]
-        if self.selected in self.summaries and self.selected not in names:
-            names.insert(0, self.selected)
-        return names
+        view = self._main.query_one(ScalarsView)
+        view.show_tag(self.reader, self.tag, self.selected, self.marks, smoothing=self.smoothing)
 
     def _draw_config(self) -> None:
-        names = self._config_runs()
-        configs = []
-        with self.reader.lock:
-            for name in names:
-                found = model.run_config(self.reader.runs[name], self.config.models_dir)
-                configs.append(None if found is None else (found[0], str(found[1])))
-        self._main.query_one(ConfigView).show([self.summaries[n] for n in names], configs)
+        names = [n for n in self.marks if n in self.summaries]
+        if self.selected in self.summaries and self.selected not in names:
+            names.insert(0, self.selected)  # the selected run beside the marked ones
+        view = self._main.query_one(ConfigView)
+        view.show_runs(self.reader, [self.summaries[n] for n in names], self.config.models_dir)
 
     # ------------------------------------------------------------------------------ reactives
 
@@ -494,7 +380,7 @@ class BoardApp(App[int]):
 
     def watch_marks(self) -> None:
         """Overlay the marked runs (and list their settings)."""
-        self._main.query_one(RunTable).show(self._ordered(), self._mark_colors())
+        self._main.query_one(RunTable).show(self._cache.ordered(), self._mark_colors())
         if self._update_visible():
             self._layout()
         else:

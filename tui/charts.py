@@ -7,6 +7,7 @@ hands the results to its widgets.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,11 +15,11 @@ from facenet_cli import events as ev
 
 from tui import model
 from tui.panels import MARK_COLORS, Panel, Trace
-from tui.views import SPARK_WIDTH, TagRow
 from tui.widgets import Line
 
 SMOOTHING_WEIGHT = 0.6  # TensorBoard's default
 SPARK_POINTS = 256  # the recent points a sparkline summarises
+SPARK_WIDTH = 16
 
 GRID_MIN_SIZE = (120, 36)
 """From this many columns and rows the board shows a grid of panels instead of one."""
@@ -135,6 +136,49 @@ def _series_line(
     return [Line(name, x, y, color, trace.yside)], note
 
 
+@dataclass(frozen=True)
+class TagRow:
+    """One tag of the scalars view: its newest point and a sparkline of its recent values."""
+
+    tag: str
+    step: int
+    value: float
+    spark: str
+
+
+SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: np.ndarray, width: int) -> str:
+    """The series as ``width`` block characters (mean per bucket); blanks where not finite."""
+    y = np.asarray(values, dtype=np.float64)
+    if not len(y) or width <= 0:
+        return ""
+    edges = np.linspace(0, len(y), min(width, len(y)) + 1).astype(np.int64)
+    with np.errstate(invalid="ignore"):
+        finite = np.where(np.isfinite(y), y, 0.0)
+        counts = np.add.reduceat(np.isfinite(y).astype(np.float64), edges[:-1])
+        sums = np.add.reduceat(finite, edges[:-1])
+        means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    ok = np.isfinite(means)
+    if not ok.any():
+        return " " * len(means)
+    lo, hi = float(means[ok].min()), float(means[ok].max())
+    span = hi - lo
+    levels = np.zeros(len(means), dtype=np.int64)
+    if span > 0:
+        levels[ok] = np.round((means[ok] - lo) / span * (len(SPARK_BLOCKS) - 1)).astype(np.int64)
+    return "".join(SPARK_BLOCKS[lv] if good else " " for lv, good in zip(levels, ok, strict=True))
+
+
+def tag_filter(pattern: str) -> re.Pattern[str] | None:
+    """TensorBoard's tag filter: a case-insensitive regular expression; None when invalid."""
+    try:
+        return re.compile(pattern, re.IGNORECASE)
+    except re.error:
+        return None
+
+
 def tag_rows(run: ev.RunState | None) -> list[TagRow]:
     """Every scalar tag of ``run`` with its newest point and a sparkline, by tag name."""
     if run is None:
@@ -146,5 +190,5 @@ def tag_rows(run: ev.RunState | None) -> list[TagRow]:
             continue
         step, _, value = series.latest
         recent = np.frombuffer(series.values, dtype=np.float64)[-SPARK_POINTS:]
-        rows.append(TagRow(tag, step, value, model.sparkline(recent, SPARK_WIDTH)))
+        rows.append(TagRow(tag, step, value, sparkline(recent, SPARK_WIDTH)))
     return rows

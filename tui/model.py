@@ -7,7 +7,6 @@ in, so the same numbers appear in the live board, in ``--once`` and in tests.
 from __future__ import annotations
 
 import math
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -435,80 +434,3 @@ def format_value(value: float | None) -> str:
     if abs(value) >= 100:
         return f"{value:.0f}"
     return f"{value:.4g}"
-
-
-# ------------------------------------------------------------------------ scalars and settings
-
-SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
-
-
-def sparkline(values: np.ndarray, width: int) -> str:
-    """The series as ``width`` block characters (mean per bucket); blanks where not finite."""
-    y = np.asarray(values, dtype=np.float64)
-    if not len(y) or width <= 0:
-        return ""
-    edges = np.linspace(0, len(y), min(width, len(y)) + 1).astype(np.int64)
-    with np.errstate(invalid="ignore"):
-        finite = np.where(np.isfinite(y), y, 0.0)
-        counts = np.add.reduceat(np.isfinite(y).astype(np.float64), edges[:-1])
-        sums = np.add.reduceat(finite, edges[:-1])
-        means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-    ok = np.isfinite(means)
-    if not ok.any():
-        return " " * len(means)
-    lo, hi = float(means[ok].min()), float(means[ok].max())
-    span = hi - lo
-    levels = np.zeros(len(means), dtype=np.int64)
-    if span > 0:
-        levels[ok] = np.round((means[ok] - lo) / span * (len(SPARK_BLOCKS) - 1)).astype(np.int64)
-    return "".join(SPARK_BLOCKS[lv] if good else " " for lv, good in zip(levels, ok, strict=True))
-
-
-def tag_filter(pattern: str) -> re.Pattern[str] | None:
-    """TensorBoard's tag filter: a case-insensitive regular expression; None when invalid."""
-    try:
-        return re.compile(pattern, re.IGNORECASE)
-    except re.error:
-        return None
-
-
-def flatten_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested TOML tables as dotted keys: ``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            out.update(flatten_config(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-@dataclass(frozen=True)
-class SettingRow:
-    """One key of the runs' settings, side by side (None where a run lacks the key)."""
-
-    key: str
-    values: tuple[Any, ...]
-    differs: bool
-
-
-def compare_settings(configs: list[dict[str, Any] | None]) -> list[SettingRow]:
-    """Every key of the runs' settings, the keys whose values differ first, then by name.
-
-    A run without a config contributes nothing; a key missing from some runs differs.
-    """
-    flat = [flatten_config(c) if c is not None else {} for c in configs]
-    keys = sorted({k for f in flat for k in f})
-    rows = []
-    for key in keys:
-        values = tuple(f.get(key) for f in flat)
-        present = [v for f, v in zip(flat, values, strict=True) if f]
-        differs = any(v != present[0] for v in present[1:]) if present else False
-        rows.append(SettingRow(key, values, differs))
-    return sorted(rows, key=lambda r: (not r.differs, r.key))
-
-
-def accuracy_spread(summaries: list[RunSummary]) -> float | None:
-    """How far apart the runs' best LFW accuracies are (max - min); None under two values."""
-    best = [s.best_accuracy for s in summaries if s.best_accuracy is not None]
-    return max(best) - min(best) if len(best) >= 2 else None

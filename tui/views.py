@@ -1,29 +1,80 @@
-"""The board's two table views: every scalar tag of a run, and the marked runs' settings."""
+"""The board's three views: the chart grid, every scalar tag of a run, the runs' settings."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from facenet_cli import events as ev
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.containers import Container, Vertical
 from textual.widgets import DataTable, Input, Static
 
-from tui import model
+from tui import charts, model, settings
+from tui.charts import SPARK_WIDTH, TagRow
+from tui.gpu import GpuView, format_gpus
+from tui.panels import PANELS, Panel, panel_by_key
 from tui.widgets import MetricChart
 
-SPARK_WIDTH = 16
 
+class ChartGrid(Container):
+    """Every panel of the table, of which the ones that fit are shown (one, or a grid)."""
 
-@dataclass(frozen=True)
-class TagRow:
-    """One tag of the scalars view: its newest point and a sparkline of its recent values."""
+    def compose(self) -> ComposeResult:
+        """One chart per panel (and NVML's live view under the memory chart)."""
+        for p in PANELS:
+            with Vertical(id=p.key, classes="panel"):
+                yield MetricChart(p.chart_title, id=f"{p.key}-chart")
+                if p.gpu_live:
+                    yield Static("", id="gpu-live")
 
-    tag: str
-    step: int
-    value: float
-    spark: str
+    def show_panels(
+        self, available: list[Panel], current: str, grid: tuple[int, int]
+    ) -> list[Panel]:
+        """Show ``current`` alone (a 1x1 grid) or the first panels that fill the grid (with
+        ``current`` among them); returns the panels on screen."""
+        cols, rows = grid
+        if cols * rows <= 1:
+            shown = [p for p in available if p.key == current]
+        else:
+            shown = available[: cols * rows]
+            if any(p.key == current for p in available) and all(p.key != current for p in shown):
+                shown[-1] = panel_by_key(current)
+        self.set_class(cols * rows > 1, "-grid")
+        self.styles.grid_size_columns = cols
+        self.styles.grid_size_rows = rows
+        for p in PANELS:
+            widget = self.query_one(f"#{p.key}")
+            widget.display = p in shown
+            widget.set_class(p.key == current and len(shown) > 1, "-current")
+        return shown
+
+    def draw(
+        self,
+        reader: ev.LogdirReader,
+        panels: list[Panel],
+        selected: str | None,
+        marks: tuple[str, ...],
+        *,
+        smoothing: bool,
+    ) -> None:
+        """Draw ``panels`` for the selected run with the marked runs overlaid."""
+        drawn = []
+        with reader.lock:
+            shown = charts.shown_runs(reader.runs, selected, marks)
+            for panel in panels:
+                drawn.append((panel, *charts.panel_lines(panel, shown, smoothing=smoothing)))
+        for panel, lines, notes in drawn:
+            self.query_one(f"#{panel.key}-chart", MetricChart).set_lines(lines, "; ".join(notes))
+
+    def show_gpus(self, view: GpuView, runs_by_pid: dict[int, str]) -> None:
+        """NVML's live view under the memory chart (or why there is none)."""
+        live = self.query_one("#gpu-live", Static)
+        if view.reason or view.gpus:
+            live.update(format_gpus(view, runs_by_pid))
+        else:
+            live.update("reading NVML...")
 
 
 class ScalarsView(Vertical):
@@ -49,10 +100,35 @@ class ScalarsView(Vertical):
                 Text(label, justify="right" if right else "left"), key=key, width=width
             )
 
+    def show_run(self, reader: ev.LogdirReader, name: str | None) -> list[str]:
+        """List the tags of run ``name`` that match the filter; returns them, in order."""
+        with reader.lock:
+            rows = charts.tag_rows(reader.runs.get(name) if name else None)
+        return self.show(rows, self.query_one("#filter", Input).value)
+
+    def show_tag(
+        self,
+        reader: ev.LogdirReader,
+        tag: str | None,
+        selected: str | None,
+        marks: tuple[str, ...],
+        *,
+        smoothing: bool,
+    ) -> None:
+        """Chart ``tag`` of the selected run and of the marked runs."""
+        lines = []
+        if tag is not None:
+            with reader.lock:
+                shown = charts.shown_runs(reader.runs, selected, marks)
+                lines = charts.tag_lines(tag, shown, smoothing=smoothing)
+        chart = self.query_one("#tag-chart", MetricChart)
+        chart.title = tag or "no tag matches the filter"
+        chart.set_lines(lines)
+
     def show(self, rows: list[TagRow], pattern: str) -> list[str]:
         """Show the rows whose tag matches ``pattern``; returns the tags shown, in order."""
         table = self.query_one("#tags", DataTable)
-        regex = model.tag_filter(pattern)
+        regex = charts.tag_filter(pattern)
         box = self.query_one("#filter", Input)
         box.border_subtitle = "invalid regular expression" if regex is None else ""
         keep = [r for r in rows if regex is not None and regex.search(r.tag)]
@@ -88,6 +164,17 @@ class ConfigView(Vertical):
         yield Static("", id="config-summary")
         yield DataTable(id="settings", cursor_type="row", zebra_stripes=False)
 
+    def show_runs(
+        self, reader: ev.LogdirReader, summaries: list[model.RunSummary], models_dir: Path | None
+    ) -> None:
+        """Find the runs' ``config.toml`` files and show them."""
+        configs: list[tuple[dict[str, Any], str] | None] = []
+        with reader.lock:
+            for s in summaries:
+                found = model.run_config(reader.runs[s.name], models_dir)
+                configs.append(None if found is None else (found[0], str(found[1])))
+        self.show(summaries, configs)
+
     def show(
         self,
         summaries: list[model.RunSummary],
@@ -99,7 +186,7 @@ class ConfigView(Vertical):
         table.add_column("setting", key="setting")
         for s in summaries:
             table.add_column(s.name, key=s.name)
-        rows = model.compare_settings([c[0] if c else None for c in configs])
+        rows = settings.compare_settings([c[0] if c else None for c in configs])
         for row in rows:
             style = "bold" if row.differs else "dim"
             cells = [Text(row.key, style=style)]
@@ -119,7 +206,7 @@ def _setting(value: Any) -> str:
 def _summary(
     summaries: list[model.RunSummary],
     configs: list[tuple[dict[str, Any], str] | None],
-    rows: list[model.SettingRow],
+    rows: list[settings.SettingRow],
 ) -> Text:
     text = Text()
     if len(summaries) < 2:
@@ -133,7 +220,7 @@ def _summary(
     ]
     if best:
         text.append("  best LFW: " + ", ".join(best))
-    spread = model.accuracy_spread(summaries)
+    spread = settings.accuracy_spread(summaries)
     if spread is not None:
         text.append(f"  apart by {spread:.4f}", style="yellow")
     missing = [s.name for s, c in zip(summaries, configs, strict=True) if c is None]

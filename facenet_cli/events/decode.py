@@ -203,8 +203,12 @@ class EventParser:
         starts: np.ndarray,
         lengths: np.ndarray,
         data: ByteView | None = None,
+        *,
+        prefix: str = "",
     ) -> int:
         """Parse the records at ``starts``/``lengths`` of ``buf`` into ``run``.
+
+        ``prefix`` goes before every tag (the file's folder below the run's, e.g. ``train/``).
 
         Returns:
             How many records were not valid Event protos (counted as corrupt).
@@ -220,6 +224,8 @@ class EventParser:
         tag_names: list[str] = []
         if len(prec):
             tag_ids, tag_names = _tag_ids(b, tag_start, tag_len)
+            if prefix:
+                tag_names = [prefix + t for t in tag_names]
             if (tag_ids < 0).any():  # a hash collision: let the protobuf parser sort it out
                 ok[prec[tag_ids < 0]] = False
             keep = ok[prec]
@@ -245,7 +251,7 @@ class EventParser:
         wall_lo, wall_hi = np.inf, -np.inf
         for i in np.flatnonzero(~ok).tolist():
             s = int(starts[i])
-            parsed = self._parse_one(run, buf[s : s + int(lengths[i])])
+            parsed = self._parse_one(run, buf[s : s + int(lengths[i])], prefix)
             if parsed is None:
                 bad += 1
                 continue
@@ -328,7 +334,7 @@ class EventParser:
             series.extend(steps[a:b], walls[a:b], values[a:b])
 
     def _parse_one(
-        self, run: RunState, data: bytes
+        self, run: RunState, data: bytes, prefix: str = ""
     ) -> tuple[float, list[tuple[str, int, float]], int | None] | None:
         """One record through the protobuf parser: (wall time, scalar points, session start)."""
         from google.protobuf.message import DecodeError
@@ -342,7 +348,7 @@ class EventParser:
         if kind == "summary":
             plugins = run.plugins
             for value in event.summary.value:
-                tag = value.tag
+                tag = prefix + value.tag
                 if value.HasField("metadata"):
                     name = value.metadata.plugin_data.plugin_name
                     if name:

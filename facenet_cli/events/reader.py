@@ -31,6 +31,17 @@ EVENT_FILE_PREFIX = "events.out.tfevents."
 """How every event file's name starts (TensorFlow, TensorBoard, tensorboardX, our writer)."""
 EVENT_FILE_GLOB = EVENT_FILE_PREFIX + "*"
 _FILE_TIME = re.compile(r"tfevents\.(\d+)")
+SUBFOLDER_DEPTH = 3
+"""How deep below a run's folder event files are looked for (Keras writes ``<run>/train`` and
+``<run>/validation``, tensorboardX's ``add_scalars`` ``<run>/<tag>/<name>``)."""
+
+
+def tag_prefix(run_dir: Path, event_file: Path) -> str:
+    """The prefix of the tags of an event file in a folder below its run: ``train/`` for
+    ``<run>/train/events...``, so Keras's training and validation ``epoch_loss`` stay apart (as
+    TensorBoard keeps them apart as runs ``<run>/train`` and ``<run>/validation``)."""
+    rel = event_file.parent.relative_to(run_dir).as_posix()
+    return "" if rel == "." else rel + "/"
 
 
 def _file_sort_key(path: Path) -> tuple[int, str]:
@@ -43,8 +54,10 @@ def _file_sort_key(path: Path) -> tuple[int, str]:
 class LogdirReader:
     """Follows every ``events.out.tfevents.*`` file of every run under a log directory.
 
-    A run is a directory directly under ``logdir`` (its event files may sit in it or one level
-    below, e.g. ``<run>/train``); event files directly in ``logdir`` form the run ``"."``.
+    A run is a directory directly under ``logdir``; its event files may sit in it or in folders
+    below it (e.g. Keras's ``<run>/train``), whose tags then carry the folder as a prefix
+    (``train/epoch_loss``, see :func:`tag_prefix`). Event files directly in ``logdir`` form
+    the run ``"."``.
     :meth:`poll` reads only the bytes written since the previous poll. All mutation happens
     under :attr:`lock`; readers on other threads take it while copying data out.
 
@@ -136,7 +149,7 @@ class LogdirReader:
                 changed.add(name)
             for f in sorted(files, key=_file_sort_key):
                 if f not in run.files:
-                    run.files[f] = FileCursor(f)
+                    run.files[f] = FileCursor(f, prefix=tag_prefix(path, f))
                     changed.add(name)
             if name != ".":
                 marker_state = _read_marker(path)
@@ -169,18 +182,15 @@ class LogdirReader:
             self._listing_skips[Path(entry.path)] = _reason(exc)
             return False
 
-    def _event_files(self, run_dir: Path) -> list[Path]:
-        """Event files directly in ``run_dir`` or one folder below it."""
+    def _event_files(self, run_dir: Path, depth: int = SUBFOLDER_DEPTH) -> list[Path]:
+        """Event files in ``run_dir`` and in its folders down to ``depth`` levels below."""
         files: list[Path] = []
         for entry in self._list(run_dir):
             if entry.name.startswith(EVENT_FILE_PREFIX):
                 files.append(Path(entry.path))
-            elif not entry.name.startswith(".") and self._is_dir(entry):
-                files += [
-                    Path(e.path)
-                    for e in self._list(Path(entry.path))
-                    if e.name.startswith(EVENT_FILE_PREFIX)
-                ]
+            elif depth > 0 and not entry.name.startswith(".") and self._is_dir(entry):
+                if not entry.is_symlink():  # a linked folder may lead back up: not followed
+                    files += self._event_files(Path(entry.path), depth - 1)
         return files
 
     def _read_run(self, run: RunState) -> bool:
@@ -257,7 +267,7 @@ class LogdirReader:
         run.events = 0
         run.corrupt_records = 0
         run.first_wall_time = run.last_wall_time = None
-        run.files = {path: FileCursor(path) for path in run.files}
+        run.files = {path: FileCursor(path, prefix=c.prefix) for path, c in run.files.items()}
 
     def _read_file(self, run: RunState, cursor: FileCursor) -> bool | None:
         """Read ``cursor``'s file from its offset to its known size, a bounded chunk at a time.
@@ -294,7 +304,7 @@ class LogdirReader:
                 run.corrupt_records += scan.corrupt
                 if len(scan.starts):
                     run.corrupt_records += self._parser.feed_scan(
-                        run, buf, scan.starts, scan.lengths, scan.data
+                        run, buf, scan.starts, scan.lengths, scan.data, prefix=cursor.prefix
                     )
                 changed = changed or bool(len(scan.starts)) or scan.corrupt > 0
                 if cursor.offset + len(buf) - scan.consumed >= cursor.size:

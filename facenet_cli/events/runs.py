@@ -104,6 +104,8 @@ class FileCursor:
     size: int = 0
     mtime: float = 0.0
     resyncing: bool = False
+    prefix: str = ""
+    """Put before every tag of the file: its folder below the run's, e.g. ``train/``."""
     identity: tuple[int, int] | None = None
     """``(st_dev, st_ino)`` when last read: another file under the same name differs."""
     head: bytes = b""

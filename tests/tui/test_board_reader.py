@@ -247,7 +247,7 @@ def test_new_files_and_new_runs_are_picked_up(tmp_path: Path) -> None:
     EventLog(event_file(tmp_path / "logs" / "a", stamp=1_000_000_100)).scalar("lr", 0.1, 5)
     assert _poll(reader) == {"a", "b"}
     assert set(reader.runs["a"].series) == {"loss", "lr"}
-    assert _values(reader, "b", "loss") == [(0, 2.0)]
+    assert _values(reader, "b", "train/loss") == [(0, 2.0)]  # the folder below the run: a prefix
     # Appends to known files are seen without a directory listing.
     EventLog(event_file(tmp_path / "logs" / "a"), version_event=False).scalar("loss", 0.5, 1)
     assert reader.poll(rescan=False) == {"a"}
@@ -492,10 +492,12 @@ def test_symlink_loops_are_skipped_and_noted(tmp_path: Path) -> None:
     os.symlink("loop_b", logs / "loop_a")  # loop_a -> loop_b -> loop_a
     os.symlink("loop_a", logs / "loop_b")
     os.symlink("self", logs / "r" / "self")  # inside a run: the run must still be read
-    os.symlink("..", logs / "r" / "parent")  # a folder loop one level down: not recursed
+    os.symlink("..", logs / "r" / "parent")  # a folder loop one level down: not followed
     reader = ev.LogdirReader(logs)
     assert _poll(reader) == {"r"}
-    assert _values(reader, "r", "loss") == [(s, 1.0) for s in range(6)]
+    assert _values(reader, "r", "loss") == [(s, 1.0) for s in range(3)]
+    assert _values(reader, "r", "train/loss") == [(s, 1.0) for s in range(3, 6)]
+    assert set(reader.runs["r"].series) == {"loss", "train/loss"}
     assert set(reader.unreadable) == {logs / "loop_a", logs / "loop_b", logs / "r" / "self"}
     assert all("symbolic links" in why for why in reader.unreadable.values())
     (logs / "loop_a").unlink()  # fixed: the listing forgets it (loop_b now dangles: not a dir)
