@@ -89,7 +89,7 @@ def render_table(
 
     console = Console(file=out, width=None if out.isatty() else 100, highlight=False)
     for path, why in sorted((unreadable or {}).items()):
-        console.print(f"unreadable: {path}: {why}")
+        console.print(f"unreadable: {path}: {why}", soft_wrap=True)  # one line per entry
     if not summaries:
         console.print(f"no runs under {logdir}")
         return

@@ -18,7 +18,7 @@ from textual.widgets import Static
 from facenet_cli import events as ev
 from facenet_cli.config import BoardConfig
 from tui.app import BoardApp
-from tui.gpu import GpuStat, GpuView, Nvml, format_gpus
+from tui.gpu import GpuProcess, GpuStat, GpuView, Nvml, format_gpus, run_of_process
 from tui.widgets import AlertBar, HelpScreen, MetricChart, RunHeader, RunTable
 
 SIZE = (80, 24)
@@ -187,6 +187,77 @@ async def test_gpu_panel_live_view_and_calm_no_gpu_state(tmp_path: Path) -> None
         assert "1,024 / 143,771 MiB" in _text(live) and "util 37%" in _text(live)
     calm = GpuView((), "no GPU: NVML unavailable (NVMLError)")
     assert format_gpus(calm) == "no GPU: NVML unavailable (NVMLError)"
+
+
+async def test_gpu_view_names_the_run_of_each_process(tmp_path: Path) -> None:
+    """Which process of which run holds how much: this test process holds r's event file."""
+    log = _write_run(tmp_path, "r", range(0, 3))  # kept open, as a training process keeps it
+    me, other = os.getpid(), 999_999_999
+    procs = (GpuProcess(0, me, "python", 10240.0, 87.0), GpuProcess(0, other, "x", None))
+    gpu = GpuView((GpuStat(0, "H200", 11264.0, 143771.0, 90.0, procs),))
+    app = _app(tmp_path, nvml=_FakeNvml(gpu))
+    async with app.run_test(size=(200, 50)) as pilot:  # the grid shows the memory panel
+        await _until(pilot, app.loaded.is_set)
+        live = app.query_one("#gpu-live", Static)
+        await _until(pilot, lambda: "pid" in _text(live))
+        assert f"pid {me} python: 10,240 MiB  sm 87%  run r" in _text(live)
+        assert f"pid {other} x: ? MiB" in _text(live)
+        assert "TensorFlow current / peak" in app.query_one("#memory-chart", MetricChart).title
+        assert set(_points(app, "memory")) == {"GPU:0 current"}  # the allocator, beside NVML
+    log.close()
+
+
+def test_run_of_process_reads_the_open_files(tmp_path: Path) -> None:
+    run = tmp_path / "logs" / "r"
+    log = _write_run(tmp_path / "logs", "r", range(0, 2))
+    (tmp_path / "logs" / "idle").mkdir()
+    dirs = {"r": run, "idle": tmp_path / "logs" / "idle"}
+    assert run_of_process(os.getpid(), dirs) == "r"
+    assert run_of_process(os.getpid(), {"idle": dirs["idle"]}) is None
+    assert run_of_process(999_999_999, dirs) is None  # no such process: no answer, no error
+    log.close()
+    assert run_of_process(os.getpid(), dirs) is None
+
+
+def test_nvml_answers_are_read_into_gpus_and_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NVML's answers (the calls nvidia-ml-py makes) become per-GPU and per-process figures."""
+
+    class Answer:
+        def __init__(self, **kw: object) -> None:
+            self.__dict__.update(kw)
+
+    class NotFound(Exception):
+        pass
+
+    calls = {
+        "nvmlInit": lambda: None,
+        "nvmlDeviceGetCount": lambda: 1,
+        "nvmlDeviceGetHandleByIndex": lambda i: f"h{i}",
+        "nvmlDeviceGetName": lambda h: b"NVIDIA H200",
+        "nvmlDeviceGetMemoryInfo": lambda h: Answer(used=3 * 2**30, total=141 * 2**30),
+        "nvmlDeviceGetUtilizationRates": lambda h: Answer(gpu=55),
+        "nvmlDeviceGetComputeRunningProcesses": lambda h: [
+            Answer(pid=11, usedGpuMemory=2**30),
+            Answer(pid=12, usedGpuMemory=2 * 2**30),
+        ],
+        "nvmlDeviceGetProcessUtilization": lambda h, since: [Answer(pid=12, smUtil=40)],
+    }
+    module = type(sys)("pynvml")
+    module.__dict__.update(calls)
+    monkeypatch.setitem(sys.modules, "pynvml", module)
+    (gpu,) = Nvml().read().gpus
+    assert (gpu.name, gpu.memory_used_mb, gpu.utilization_pct) == ("NVIDIA H200", 3072.0, 55.0)
+    assert [(p.pid, p.memory_mb, p.sm_util_pct) for p in gpu.processes] == [
+        (12, 2048.0, 40.0),  # the biggest first
+        (11, 1024.0, None),  # no utilisation sample: unknown, not zero
+    ]
+
+    def no_samples(h: object, since: int) -> list[object]:
+        raise NotFound
+
+    module.nvmlDeviceGetProcessUtilization = no_samples
+    (gpu,) = Nvml().read().gpus
+    assert [p.sm_util_pct for p in gpu.processes] == [None, None]
 
 
 def test_nvml_without_the_package_is_a_calm_reason(monkeypatch: pytest.MonkeyPatch) -> None:
