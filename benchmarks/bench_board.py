@@ -10,8 +10,10 @@
    With TensorFlow installed, EventAccumulator reads records through TensorFlow's C++ reader.
 2. Flush-to-screen latency: a writer appends and flushes one event while the board runs
    (headless Textual, default 0.5 s poll); time until the new step is in the painted header.
+   At 80x24 (one chart) and at 200x50 (the grid: six charts redrawn per change).
 3. Idle CPU: ``facenet board`` on a pseudo-terminal watching 10 runs whose files do not change
    (last written ten minutes before); CPU seconds of the process (all threads) per wall second.
+   At 80x24 and at 200x50.
 
 Targets: >= 10x, < 1 s, < 2% of one core. Rows 2 and 3 report the target as the "baseline"
 so the ratio column reads as headroom (above 1 = within target).
@@ -142,7 +144,7 @@ def _bench_read(quick: bool, *, per_step: bool = False) -> Comparison:
     return result
 
 
-async def _latency_samples(root: Path, n: int) -> list[float]:
+async def _latency_samples(root: Path, n: int, size: tuple[int, int]) -> list[float]:
     from facenet_cli.config import BoardConfig
     from facenet_cli.events import EventWriter
     from tui.app import BoardApp
@@ -154,7 +156,7 @@ async def _latency_samples(root: Path, n: int) -> list[float]:
     writer.add_scalar("loss", 1.0, 0)
     app = BoardApp(BoardConfig(logdir=root), notify_alerts=False)  # default 0.5 s poll
     samples: list[float] = []
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=size) as pilot:
         while not app.loaded.is_set():
             await pilot.pause(0.01)
         header = app.query_one(RunHeader)
@@ -171,12 +173,13 @@ async def _latency_samples(root: Path, n: int) -> list[float]:
     return samples
 
 
-def _bench_latency(quick: bool) -> Comparison:
+def _bench_latency(quick: bool, size: tuple[int, int] = (80, 24)) -> Comparison:
     with tempfile.TemporaryDirectory() as tmp:
-        samples = asyncio.run(_latency_samples(Path(tmp), 5 if quick else 20))
+        samples = asyncio.run(_latency_samples(Path(tmp), 5 if quick else 20, size))
+    wide = size != (80, 24)
     result = _Budget(
-        "board: flush-to-screen latency",
-        "BoardApp, 0.5 s poll",
+        "board: flush-to-screen latency" + (f", {size[0]}x{size[1]} grid" if wide else ""),
+        f"BoardApp at {size[0]}x{size[1]}, 0.5 s poll",
         "target 1 s",
         samples,
         [1.0] * len(samples),
@@ -191,7 +194,7 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _bench_idle(quick: bool) -> Comparison:
+def _bench_idle(quick: bool, size: tuple[int, int] = (80, 24)) -> Comparison:
     from facenet_cli.events import EVENT_FILE_GLOB
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -201,8 +204,9 @@ def _bench_idle(quick: bool) -> Comparison:
         for f in root.glob(f"*/{EVENT_FILE_GLOB}"):
             os.utime(f, (quiet, quiet))
         master, slave = pty.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-        env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "80", "LINES": "24"}
+        cols, rows = size
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(cols), "LINES": str(rows)}
         script = Path(sys.executable).with_name("facenet")
         argv = [str(script)] if script.exists() else [sys.executable, "-m", "facenet_cli.cli"]
         proc = subprocess.Popen(
@@ -243,9 +247,10 @@ def _bench_idle(quick: bool) -> Comparison:
                 proc.kill()
             stop.set()
             os.close(master)
+    wide = size != (80, 24)
     result = _Budget(
-        "board: idle CPU, 10 runs",
-        "facenet board on a pty, 80x24",
+        "board: idle CPU, 10 runs" + (f", {size[0]}x{size[1]} grid" if wide else ""),
+        f"facenet board on a pty, {size[0]}x{size[1]}",
         "target 2% of a core",
         samples,
         [0.02] * len(samples),
@@ -257,12 +262,15 @@ def _bench_idle(quick: bool) -> Comparison:
 
 
 def run(quick: bool) -> list[Comparison]:
-    """The three board measurements."""
+    """The board measurements: reading, latency and idle CPU at 80x24 and 200x50."""
+    wide = (200, 50)
     results = [
         _bench_read(quick),
         _bench_read(quick, per_step=True),
         _bench_latency(quick),
+        _bench_latency(quick, wide),
         _bench_idle(quick),
+        _bench_idle(quick, wide),
     ]
     for r in results[2:]:
         r.extra.setdefault("median", r.describe(statistics.median(r.ours_s)))

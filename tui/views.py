@@ -181,6 +181,13 @@ class ConfigView(Vertical):
         configs: list[tuple[dict[str, Any], str] | None],
     ) -> None:
         """Render the runs' settings (``configs`` in the order of ``summaries``)."""
+        shown = (
+            [(s.name, s.best_accuracy, s.best_accuracy_step) for s in summaries],
+            [c[0] if c else None for c in configs],
+        )
+        if shown == getattr(self, "_shown", None):
+            return  # new points arrive every poll; the table is rebuilt only when it changes
+        self._shown = shown
         table = self.query_one("#settings", DataTable)
         table.clear(columns=True)
         table.add_column("setting", key="setting")
