@@ -112,14 +112,16 @@ class RunHeader(_Line):
         if s.total_steps:
             step += f"/{s.total_steps:,}"
         line1.append(f"  step {step}  ETA {model.format_eta(s.eta_s)}")
-        line1.append(f"  img/s {f(s.latest.get(ev.IMAGES_PER_SEC))}")
+        foreign = bool(s.latest) and not any(is_facenet_tag(t) for t in s.latest)
+        if not foreign:
+            line1.append(f"  img/s {f(s.latest.get(ev.IMAGES_PER_SEC))}")
         if s.reason:
             line1.append(f"  {s.reason}", style="red" if s.status == "failed" else "dim")
         line1.append(tb, style="dim")
         best = ""
         if s.best_accuracy is not None:
             best = f" (best {s.best_accuracy:.4g}@{s.best_accuracy_step:,})"
-        if s.latest and not any(is_facenet_tag(t) for t in s.latest):
+        if foreign:
             # Another writer's run (Keras, tensorboardX): its own tags, the scalars view has all.
             line2 = Text("  ".join(f"{t} {f(v)}" for t, v in sorted(s.latest.items())[:6]))
         else:
