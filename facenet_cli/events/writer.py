@@ -47,6 +47,9 @@ class EventWriter:
         self._event_cls = event_pb2.Event
         self._summary_cls = summary_pb2.Summary
         self.log_dir = Path(log_dir)
+        if self.log_dir.name.startswith(EVENT_FILE_PREFIX):
+            # The writer names its own file (unique per process and writer), as TensorBoard's does.
+            raise ValueError(f"{self.log_dir}: give the run's folder, not an event file name")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         name = (
             f"{EVENT_FILE_PREFIX}{int(time.time()):010d}.{socket.gethostname()}."

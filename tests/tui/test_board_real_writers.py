@@ -119,6 +119,8 @@ def test_the_project_writer_reads_back_in_both_readers(tmp_path: Path) -> None:
     }
     with pytest.raises(ValueError, match="closed"):
         w.add_scalar(ev.LOSS, 1.0, 20)
+    with pytest.raises(ValueError, match="not an event file name"):
+        ev.EventWriter(tmp_path / "run" / "events.out.tfevents.1.host")
 
 
 def test_the_project_writer_flushes_in_the_background(tmp_path: Path) -> None:
