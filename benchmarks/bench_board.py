@@ -10,8 +10,10 @@
    With TensorFlow installed, EventAccumulator reads records through TensorFlow's C++ reader.
 2. Flush-to-screen latency: a writer appends and flushes one event while the board runs
    (headless Textual, default 0.5 s poll); time until the new step is in the painted header.
+   At 80x24 (one chart) and at 200x50 (the grid: six charts redrawn per change).
 3. Idle CPU: ``facenet board`` on a pseudo-terminal watching 10 runs whose files do not change
    (last written ten minutes before); CPU seconds of the process (all threads) per wall second.
+   At 80x24 and at 200x50.
 
 Targets: >= 10x, < 1 s, < 2% of one core. Rows 2 and 3 report the target as the "baseline"
 so the ratio column reads as headroom (above 1 = within target).
@@ -58,7 +60,7 @@ def _write_logdir(root: Path, steps: int, *, per_step: bool = False) -> int:
     """
     from tensorboard.compat.proto import event_pb2, summary_pb2
 
-    from facenet_cli.events import frame_record
+    from facenet_cli.events import EVENT_FILE_PREFIX, frame_record
 
     for r in range(RUNS):
         run = root / f"run-{r:02d}"
@@ -82,7 +84,7 @@ def _write_logdir(root: Path, steps: int, *, per_step: bool = False) -> int:
                 summary = summary_pb2.Summary(value=group)
                 event = event_pb2.Event(wall_time=1.7e9 + s * 0.1, step=s, summary=summary)
                 chunks.append(frame_record(event.SerializeToString()))
-        (run / f"events.out.tfevents.1700000000.bench.{r}.v2").write_bytes(b"".join(chunks))
+        (run / f"{EVENT_FILE_PREFIX}1700000000.bench.{r}.v2").write_bytes(b"".join(chunks))
     return RUNS * TAGS * steps
 
 
@@ -142,7 +144,7 @@ def _bench_read(quick: bool, *, per_step: bool = False) -> Comparison:
     return result
 
 
-async def _latency_samples(root: Path, n: int) -> list[float]:
+async def _latency_samples(root: Path, n: int, size: tuple[int, int]) -> list[float]:
     from facenet_cli.config import BoardConfig
     from facenet_cli.events import EventWriter
     from tui.app import BoardApp
@@ -150,12 +152,11 @@ async def _latency_samples(root: Path, n: int) -> list[float]:
 
     run = root / "live"
     run.mkdir(parents=True)
-    writer = EventWriter(run / "events.out.tfevents.1700000000.bench.0.v2")
+    writer = EventWriter(run, flush_secs=0)  # every write reaches the file at once
     writer.add_scalar("loss", 1.0, 0)
-    writer.flush()
     app = BoardApp(BoardConfig(logdir=root), notify_alerts=False)  # default 0.5 s poll
     samples: list[float] = []
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=size) as pilot:
         while not app.loaded.is_set():
             await pilot.pause(0.01)
         header = app.query_one(RunHeader)
@@ -163,7 +164,6 @@ async def _latency_samples(root: Path, n: int) -> list[float]:
             step = 1000 * i
             await asyncio.sleep(0.137 * (i % 4))  # land at different points of the poll cycle
             writer.add_scalar("loss", 0.5, step)
-            writer.flush()
             t0 = time.perf_counter()
             while f"step {step:,}" not in str(header.content):
                 await pilot.pause(0.005)
@@ -173,12 +173,13 @@ async def _latency_samples(root: Path, n: int) -> list[float]:
     return samples
 
 
-def _bench_latency(quick: bool) -> Comparison:
+def _bench_latency(quick: bool, size: tuple[int, int] = (80, 24)) -> Comparison:
     with tempfile.TemporaryDirectory() as tmp:
-        samples = asyncio.run(_latency_samples(Path(tmp), 5 if quick else 20))
+        samples = asyncio.run(_latency_samples(Path(tmp), 5 if quick else 20, size))
+    wide = size != (80, 24)
     result = _Budget(
-        "board: flush-to-screen latency",
-        "BoardApp, 0.5 s poll",
+        "board: flush-to-screen latency" + (f", {size[0]}x{size[1]} grid" if wide else ""),
+        f"BoardApp at {size[0]}x{size[1]}, 0.5 s poll",
         "target 1 s",
         samples,
         [1.0] * len(samples),
@@ -193,16 +194,19 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _bench_idle(quick: bool) -> Comparison:
+def _bench_idle(quick: bool, size: tuple[int, int] = (80, 24)) -> Comparison:
+    from facenet_cli.events import EVENT_FILE_GLOB
+
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         _write_logdir(root, 200)  # 10 runs, 2,000 points each, then nothing changes
         quiet = time.time() - 600  # last written ten minutes ago: ages tick once a minute
-        for f in root.glob("*/events.out.tfevents.*"):
+        for f in root.glob(f"*/{EVENT_FILE_GLOB}"):
             os.utime(f, (quiet, quiet))
         master, slave = pty.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-        env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "80", "LINES": "24"}
+        cols, rows = size
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(cols), "LINES": str(rows)}
         script = Path(sys.executable).with_name("facenet")
         argv = [str(script)] if script.exists() else [sys.executable, "-m", "facenet_cli.cli"]
         proc = subprocess.Popen(
@@ -243,9 +247,10 @@ def _bench_idle(quick: bool) -> Comparison:
                 proc.kill()
             stop.set()
             os.close(master)
+    wide = size != (80, 24)
     result = _Budget(
-        "board: idle CPU, 10 runs",
-        "facenet board on a pty, 80x24",
+        "board: idle CPU, 10 runs" + (f", {size[0]}x{size[1]} grid" if wide else ""),
+        f"facenet board on a pty, {size[0]}x{size[1]}",
         "target 2% of a core",
         samples,
         [0.02] * len(samples),
@@ -257,12 +262,15 @@ def _bench_idle(quick: bool) -> Comparison:
 
 
 def run(quick: bool) -> list[Comparison]:
-    """The three board measurements."""
+    """The board measurements: reading, latency and idle CPU at 80x24 and 200x50."""
+    wide = (200, 50)
     results = [
         _bench_read(quick),
         _bench_read(quick, per_step=True),
         _bench_latency(quick),
+        _bench_latency(quick, wide),
         _bench_idle(quick),
+        _bench_idle(quick, wide),
     ]
     for r in results[2:]:
         r.extra.setdefault("median", r.describe(statistics.median(r.ours_s)))

@@ -137,6 +137,7 @@ class BoardConfig:
     tensorboard: bool = False
     port: int = 6006
     poll_interval: float = 0.5
+    models_dir: Path | None = None  # where train saved each run's config.toml (ETA, settings)
 
 
 @dataclass(frozen=True)

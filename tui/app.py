@@ -2,7 +2,10 @@
 
 A polling thread reads new bytes from every event file (``facenet_cli.events.LogdirReader``)
 and posts a small message when runs changed; the UI copies out the points it draws under the
-reader's lock. Nothing here imports TensorFlow.
+reader's lock. From 120x36 the charts are a grid of the key panels (``tui.charts.grid_shape``),
+below that one panel at a time; resizing switches live. Besides the charts, a scalars view
+(every tag of any TensorBoard writer) and a settings view (the marked runs' config.toml side by
+side). Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -14,44 +17,24 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
 from facenet_cli import events as ev
 from facenet_cli.config import BoardConfig
 from facenet_cli.errors import EXIT_USAGE, FacenetError
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
 from textual.css.query import NoMatches
-from textual.message import Message
+from textual.events import Resize
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, DataTable, Footer, Static
+from textual.widgets import ContentSwitcher, DataTable, Footer, Input
 
-from tui import model
-from tui.gpu import GpuView, Nvml, format_gpus
-from tui.widgets import (
-    AlertBar,
-    HelpScreen,
-    Line,
-    MetricChart,
-    PanelBar,
-    RunHeader,
-    RunTable,
-)
-
-PANELS: list[tuple[str, str]] = [
-    ("loss", "Loss"),
-    ("triplets", "Triplets"),
-    ("lr", "LR"),
-    ("lfw", "LFW"),
-    ("memory", "Memory"),
-    ("speed", "Speed"),
-]
-SMOOTHING_WEIGHT = 0.6  # TensorBoard's default
-COLORS = ("cyan", "green", "yellow", "orange", "red", "blue", "white")
-COMPARE_COLOR = "magenta"
-GPU_POLL_S = 2.0
+from tui import charts, model
+from tui.gpu import GpuView, Nvml
+from tui.panels import MARK_COLORS, PANELS, Panel, panels_for
+from tui.polling import GpusRead, RunsChanged, SummaryCache, poll_forever
+from tui.views import ChartGrid, ConfigView, ScalarsView
+from tui.widgets import AlertBar, HelpScreen, PanelBar, RunHeader, RunTable
 
 
 class BoardUsageError(FacenetError):
@@ -60,27 +43,12 @@ class BoardUsageError(FacenetError):
     exit_code = EXIT_USAGE
 
 
-class RunsChanged(Message):
-    """Posted by the polling thread: these runs have new data or a new status."""
-
-    def __init__(self, names: frozenset[str]) -> None:
-        super().__init__()
-        self.names = names
-
-
-class GpusRead(Message):
-    """Posted by the polling thread with NVML's latest view."""
-
-    def __init__(self, view: GpuView) -> None:
-        super().__init__()
-        self.view = view
-
-
 class BoardApp(App[int]):
     """Live dashboard over the event files of every run under a log directory."""
 
     CSS_PATH = "board.tcss"
     TITLE = "facenet board"
+    ENABLE_COMMAND_PALETTE = False  # every action has a key; the footer needs the room at 80
     BINDINGS = [
         Binding("q", "quit", "Quit"),
         Binding("j", "move_run(1)", "Next run", show=False),
@@ -88,11 +56,16 @@ class BoardApp(App[int]):
         Binding("l,right", "move_panel(1)", "Panel"),
         Binding("h,left", "move_panel(-1)", "Panel", show=False),
         *(
-            Binding(str(i), f"panel('{key}')", title, show=False)
-            for i, (key, title) in enumerate(PANELS, 1)
+            Binding(str(i), f"panel_number({i})", f"Panel {i}", show=False)
+            for i in range(1, len(PANELS) + 1)
         ),
+        Binding("space,c", "mark", "Mark"),
         Binding("s", "toggle_smoothing", "Smooth"),
-        Binding("c", "compare", "Compare"),
+        Binding("z", "toggle_zoom", "Zoom", show=False),
+        Binding("t", "view('scalars')", "Scalars"),
+        Binding("v", "view('config')", "Settings"),
+        Binding("escape", "view('charts')", "Charts", show=False),
+        Binding("slash", "filter", "Filter", show=False),
         Binding("question_mark", "help", "Help"),
     ]
 
@@ -102,7 +75,14 @@ class BoardApp(App[int]):
     selected: reactive[str | None] = reactive(None, init=False)
     panel: reactive[str] = reactive("loss", init=False)
     smoothing: reactive[bool] = reactive(True, init=False)
-    compare_with: reactive[str | None] = reactive(None, init=False)
+    marks: reactive[tuple[str, ...]] = reactive((), init=False)
+    """Runs overlaid on every chart and compared in the settings view, in marking order."""
+    view: reactive[str] = reactive("charts", init=False)
+    grid: reactive[tuple[int, int]] = reactive((1, 1), init=False)
+    """Columns and rows of the chart grid; ``(1, 1)`` is the one-panel view."""
+    zoom: reactive[bool] = reactive(False, init=False)
+    tag: reactive[str | None] = reactive(None, init=False)
+    """The tag charted in the scalars view."""
 
     def __init__(
         self,
@@ -120,70 +100,74 @@ class BoardApp(App[int]):
         self.reader = ev.LogdirReader(config.logdir)
         self.nvml = nvml if nvml is not None else Nvml()
         self.tensorboard_url = tensorboard_url
-        self.summaries: dict[str, model.RunSummary] = {}
-        self._stats: dict[str, model.RunStats] = {}
+        self._cache = SummaryCache(self.reader, clock, config.models_dir)
+        self.summaries = self._cache.summaries
+        """Run name -> its latest summary (kept current by the cache)."""
         self.loaded = threading.Event()
         """Set once the first poll has been shown (tests and benchmarks wait on it)."""
         self.gpu_view = GpuView((), "")
+        self.runs_by_pid: dict[int, str] = {}
+        self.available: list[Panel] = list(panels_for(set()))
+        """The panels for the selected and marked runs, in table order."""
+        self.on_screen: list[Panel] = []
+        """The panels on screen now (one, or the grid's)."""
+        self._gpu_wanted = False
+        self._mounted = False
         self._stop = threading.Event()
         self._drawn: tuple[object, ...] | None = None
         self._last_draw = 0.0
         self._draw_cost = 0.0
         self._redraw_pending = False
-        self._alerts_seen: set[tuple[str, str, str]] = set()
-        self.exit_code = 0
 
     # ------------------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
-        """Header, run list, alerts, panel bar, the panels, footer."""
+        """Header, run list, alerts, panel bar, the views (charts, scalars, settings), footer."""
         yield RunHeader(id="header")
         yield RunTable(id="runs")
         yield AlertBar(id="alerts")
         yield PanelBar(id="panelbar")
-        with ContentSwitcher(initial="loss", id="panels"):
-            yield MetricChart("loss", id="loss", classes="panel")
-            yield MetricChart(
-                "triplets: active fraction (left), selected (right)", id="triplets", classes="panel"
-            )
-            yield MetricChart("learning rate", id="lr", classes="panel")
-            yield MetricChart("LFW accuracy and VAL", id="lfw", classes="panel")
-            with Vertical(id="memory", classes="panel"):
-                yield MetricChart("memory MB (TensorFlow current / peak)", id="memory-chart")
-                yield Static("", id="gpu-live")
-            yield MetricChart("images per second", id="speed", classes="panel")
+        with ContentSwitcher(initial="charts", id="views"):
+            yield ChartGrid(id="charts")
+            yield ScalarsView(id="scalars")
+            yield ConfigView(id="config")
         yield Footer()
 
     def on_mount(self) -> None:
         """Start polling and a slow tick that keeps ages and statuses current."""
         self._main = self.screen
+        self._mounted = True
         self._main.query_one(RunHeader).show(None, str(self.config.logdir), self.tensorboard_url)
-        self._show_panelbar()
+        self._fit(self.size.width, self.size.height)
+        self._layout()
         self._main.query_one(RunTable).focus()
         self._poll_events()
         self.set_interval(1.0, self._tick)
+
+    def on_resize(self, event: Resize) -> None:
+        """The terminal changed size: grid or one panel, live."""
+        self._fit(event.size.width, event.size.height)
+
+    def _fit(self, width: int, height: int) -> None:
+        self.grid = charts.grid_shape(width, height, len(self.available))
 
     # ------------------------------------------------------------------------------ polling
 
     @work(thread=True, exclusive=True, name="poll")
     def _poll_events(self) -> None:
         """Read new events every poll interval and tell the UI which runs changed."""
-        first = True
-        next_gpu = 0.0
-        while not self._stop.is_set():
-            changed = self.reader.poll()
-            if changed or first:
-                self.post_message(RunsChanged(frozenset(changed)))
-                first = False
-            now = time.monotonic()
-            if self.panel == "memory" and now >= next_gpu:
-                next_gpu = now + GPU_POLL_S
-                self.post_message(GpusRead(self.nvml.read()))
-            self._stop.wait(self.config.poll_interval)
+        poll_forever(
+            self.reader,
+            self.nvml,
+            self._stop,
+            self.config.poll_interval,
+            self.post_message,
+            lambda: self._gpu_wanted,
+        )
 
     def on_runs_changed(self, message: RunsChanged) -> None:
         """Summarise the changed runs and redraw what shows them."""
-        self._summarize(message.names or set(self.reader.runs))
+        self._cache.update(message.names or set(self.reader.runs))
         with self._closing_ok():
             self._refresh_view(data_changed=message.names)
         self.loaded.set()
@@ -191,12 +175,13 @@ class BoardApp(App[int]):
     def on_gpus_read(self, message: GpusRead) -> None:
         """Show NVML's live view (or why there is none)."""
         self.gpu_view = message.view
+        self.runs_by_pid = message.runs_by_pid
         with self._closing_ok():
-            self._main.query_one("#gpu-live", Static).update(format_gpus(message.view))
+            self._main.query_one(ChartGrid).show_gpus(self.gpu_view, self.runs_by_pid)
 
     def _tick(self) -> None:
         """Ages and statuses move with the clock even when no file changes."""
-        if self.reader.runs and self._summarize(set(self.reader.runs)):
+        if self.reader.runs and self._cache.update(set(self.reader.runs)):
             with self._closing_ok():
                 self._refresh_view(data_changed=frozenset())
 
@@ -212,39 +197,57 @@ class BoardApp(App[int]):
         except NoMatches:
             pass
 
-    def _summarize(self, names: set[str] | frozenset[str]) -> bool:
-        """Refresh the summaries of ``names``; True when any of them changed."""
-        now = self.clock()
-        changed = False
-        with self.reader.lock:
-            for name in names:
-                run = self.reader.runs.get(name)
-                if run is None:
-                    continue
-                stats = self._stats.get(name)
-                if stats is None or stats.version != run.version:
-                    stats = self._stats[name] = model.run_stats(run)
-                summary = model.summarize(run, now, stats)
-                if summary != self.summaries.get(name):
-                    self.summaries[name] = summary
-                    changed = True
-        return changed
-
     # ------------------------------------------------------------------------------ drawing
 
-    def _ordered(self) -> list[model.RunSummary]:
-        return [self.summaries[n] for n in sorted(self.summaries)]
-
     def _refresh_view(self, data_changed: frozenset[str] | set[str]) -> None:
-        ordered = self._ordered()
+        ordered = self._cache.ordered()
         table = self._main.query_one(RunTable)
-        table.show(ordered, self.compare_with)
+        table.show(ordered, self._mark_colors())
         if self.selected is None and ordered:
             self.selected = ordered[table.cursor_row if table.cursor_row < len(ordered) else 0].name
         self._show_header()
-        self._notify_new_alerts(ordered)
-        if self.selected in data_changed or self.compare_with in data_changed:
+        self._notify_new_alerts()
+        if self._update_visible():
+            self._layout()
+        elif self.selected in data_changed or any(m in data_changed for m in self.marks):
             self._request_redraw()
+
+    def _mark_colors(self) -> dict[str, str]:
+        return {name: MARK_COLORS[i % len(MARK_COLORS)] for i, name in enumerate(self.marks)}
+
+    def _update_visible(self) -> bool:
+        """Recompute the panels for the selected and marked runs; True when they changed."""
+        tags: set[str] = set()
+        with self.reader.lock:
+            for name in {self.selected, *self.marks}:
+                run = self.reader.runs.get(name) if name else None
+                if run is not None:
+                    tags.update(run.series)
+        visible = panels_for(tags)
+        if visible == self.available:
+            return False
+        self.available = visible
+        self._fit(self.size.width, self.size.height)
+        if not visible and tags and self.view == "charts":
+            self.view = "scalars"  # another tool's run: its tags are the whole story
+        return True
+
+    def _layout(self) -> None:
+        """Show the panels that fit (the current one first among equals), hide the others."""
+        if not self._mounted:
+            return  # a resize can arrive before the widgets exist; on_mount lays out
+        keys = [p.key for p in self.available]
+        if keys and self.panel not in keys:
+            self.panel = keys[0]
+            return  # watch_panel lays out again
+        grid = self._main.query_one(ChartGrid)
+        shape = (1, 1) if self.zoom else self.grid
+        self.on_screen = grid.show_panels(self.available, self.panel, shape)
+        self._gpu_wanted = self.view == "charts" and any(p.gpu_live for p in self.on_screen)
+        if self._gpu_wanted:
+            grid.show_gpus(self.gpu_view, self.runs_by_pid)
+        self._show_panelbar()
+        self._draw_charts(force=True)
 
     def _request_redraw(self) -> None:
         """Redraw for new data, but never spend more than about a fifth of the time drawing.
@@ -270,184 +273,139 @@ class BoardApp(App[int]):
         summary = self.summaries.get(self.selected) if self.selected else None
         self._main.query_one(RunHeader).show(summary, str(self.config.logdir), self.tensorboard_url)
         others = sum(1 for s in self.summaries.values() if s.warnings and s.name != self.selected)
-        self._main.query_one(AlertBar).show(summary, others)
+        self._main.query_one(AlertBar).show(summary, others, self._cache.unreadable)
 
     def _show_panelbar(self) -> None:
-        self._main.query_one(PanelBar).show(PANELS, self.panel, self.smoothing, self.compare_with)
+        self._main.query_one(PanelBar).show(
+            self.available,
+            self.panel if self.view == "charts" else self.view,
+            self.smoothing,
+            self._mark_colors(),
+            self.grid if not self.zoom else (1, 1),
+        )
 
-    def _notify_new_alerts(self, summaries: list[model.RunSummary]) -> None:
-        if not self.notify_alerts:
-            return
-        for s in summaries:
-            for a in s.alerts:
-                key = (s.name, a.kind, a.message if a.kind == "new_best" else "")
-                if key in self._alerts_seen:
-                    continue
-                self._alerts_seen.add(key)
-                if self.loaded.is_set() or a.severity == model.WARNING:
-                    self.notify(
-                        f"{s.name}: {a.message}",
-                        severity="error" if a.severity == model.WARNING else "information",
-                        timeout=8,
-                    )
-
-    def _series(self, run_name: str | None, tag: str) -> tuple[np.ndarray, np.ndarray, int]:
-        """Copies of a tag's steps and values (under the reader's lock) and its thinning."""
-        empty = np.empty(0)
-        if run_name is None:
-            return empty, empty, 1
-        with self.reader.lock:
-            run = self.reader.runs.get(run_name)
-            series = None if run is None else run.series.get(tag)
-            if series is None or not len(series):
-                return empty, empty, 1
-            x = np.frombuffer(series.steps, dtype=np.int64).astype(np.float64)
-            y = np.frombuffer(series.values, dtype=np.float64).copy()
-            return x, y, series.thinned
-
-    def _lines(
-        self,
-        run_name: str | None,
-        tags: list[tuple[str, str]],
-        *,
-        smooth: bool,
-        colors: tuple[str, ...],
-        label_prefix: str = "",
-        yside: str = "left",
-    ) -> tuple[list[Line], list[str]]:
-        lines: list[Line] = []
-        notes: list[str] = []
-        for (tag, label), color in zip(tags, colors, strict=False):
-            x, y, thinned = self._series(run_name, tag)
-            if not len(x):
-                continue
-            if thinned > 1:
-                notes.append(f"{label}: every {thinned}th point kept")
-            name = f"{label_prefix}{label}"
-            if smooth and self.smoothing and len(y) > 2:
-                lines.append(Line(f"{name} (raw)", x, y, "gray", yside))
-                lines.append(Line(name, x, model.ema(y, SMOOTHING_WEIGHT), color, yside))
-            else:
-                lines.append(Line(name, x, y, color, yside))
-        return lines, notes
-
-    def _memory_tags(self, run_name: str | None) -> list[tuple[str, str]]:
-        if run_name is None:
-            return []
-        with self.reader.lock:
-            run = self.reader.runs.get(run_name)
-            tags = sorted(run.series) if run is not None else []
-        out = []
-        for tag in tags:
-            for base, short in (
-                (ev.GPU_MEMORY_CURRENT_MB, "current"),
-                (ev.GPU_MEMORY_PEAK_MB, "peak"),
-            ):
-                if tag.startswith(base + "/"):
-                    out.append((tag, f"{tag[len(base) + 1 :]} {short}"))
-        if not out:
-            out = [(ev.HOST_RSS_MB, "host RSS")]
-        return out
+    def _notify_new_alerts(self) -> None:
+        for name, a in self._cache.new_alerts(infos=self.loaded.is_set()):
+            if self.notify_alerts:
+                warning = a.severity == model.WARNING
+                self.notify(f"{name}: {a.message}", severity="error" if warning else "information")
 
     def _draw_charts(self, *, force: bool = False) -> None:
-        key = (self.selected, self.panel, self.smoothing, self.compare_with)
+        key = (
+            self.selected,
+            self.marks,
+            self.smoothing,
+            self.view,
+            self.tag,
+            tuple(p.key for p in self.on_screen),
+        )
         if not force and key == self._drawn:
             return
         self._drawn = key
         start = time.monotonic()
         try:
-            self._draw_panel()
+            if self.view == "charts":
+                self._draw_panels()
+            elif self.view == "scalars":
+                self._draw_scalars()
+            else:
+                self._draw_config()
         finally:
             self._last_draw = time.monotonic()
             self._draw_cost = self._last_draw - start
 
-    def _draw_panel(self) -> None:
-        run, other, panel = self.selected, self.compare_with, self.panel
-        if other == run:
-            other = None
-        lines: list[Line] = []
-        notes: list[str] = []
+    def _draw_panels(self) -> None:
+        self._main.query_one(ChartGrid).draw(
+            self.reader, self.on_screen, self.selected, self.marks, smoothing=self.smoothing
+        )
 
-        def add(
-            tags: list[tuple[str, str]],
-            *,
-            smooth: bool = False,
-            yside: str = "left",
-            colors: tuple[str, ...] = COLORS,
-            compare: bool = True,
-        ) -> None:
-            got, why = self._lines(run, tags, smooth=smooth, colors=colors, yside=yside)
-            lines.extend(got)
-            notes.extend(why)
-            if compare and other is not None:
-                got, why = self._lines(
-                    other,
-                    tags[:1],
-                    smooth=smooth,
-                    colors=(COMPARE_COLOR,),
-                    label_prefix=f"{other}: ",
-                    yside=yside,
-                )
-                lines.extend(got)
-                notes.extend(why)
+    def _draw_scalars(self) -> None:
+        tags = self._main.query_one(ScalarsView).show_run(self.reader, self.selected)
+        if self.tag not in tags:
+            self.tag = tags[0] if tags else None
+            return  # watch_tag draws the chart
+        self._draw_tag()
 
-        if panel == "loss":
-            add([(ev.LOSS, "loss")], smooth=True)
-        elif panel == "triplets":
-            add([(ev.TRIPLETS_ACTIVE_FRACTION, "active fraction")])
-            add(
-                [(ev.TRIPLETS_SELECTED, "selected")],
-                yside="right",
-                colors=("yellow",),
-                compare=False,
-            )
-        elif panel == "lr":
-            add([(ev.LEARNING_RATE, "learning rate")])
-        elif panel == "lfw":
-            add([(ev.LFW_ACCURACY, "accuracy"), (ev.LFW_VAL_RATE, "VAL")])
-        elif panel == "memory":
-            add(self._memory_tags(run), compare=False)
-        elif panel == "speed":
-            add([(ev.IMAGES_PER_SEC, "images/s")], smooth=True)
-        chart_id = "memory-chart" if panel == "memory" else panel
-        self._main.query_one(f"#{chart_id}", MetricChart).set_lines(lines, "; ".join(notes))
+    def _draw_tag(self) -> None:
+        view = self._main.query_one(ScalarsView)
+        view.show_tag(self.reader, self.tag, self.selected, self.marks, smoothing=self.smoothing)
+
+    def _draw_config(self) -> None:
+        names = [n for n in self.marks if n in self.summaries]
+        if self.selected in self.summaries and self.selected not in names:
+            names.insert(0, self.selected)  # the selected run beside the marked ones
+        view = self._main.query_one(ConfigView)
+        view.show_runs(self.reader, [self.summaries[n] for n in names], self.config.models_dir)
 
     # ------------------------------------------------------------------------------ reactives
 
     def watch_selected(self) -> None:
-        """A new run is selected: header and charts follow."""
+        """A new run is selected: header, panels and charts follow."""
         self._show_header()
-        self._draw_charts()
+        if self._update_visible():
+            self._layout()
+        else:
+            self._draw_charts()
 
-    def watch_panel(self, panel: str) -> None:
-        """Switch the visible panel."""
-        self._main.query_one(ContentSwitcher).current = panel
-        self._show_panelbar()
-        if panel == "memory":
-            self._main.query_one("#gpu-live", Static).update(
-                format_gpus(self.gpu_view)
-                if self.gpu_view.reason or self.gpu_view.gpus
-                else "reading NVML..."
-            )
-        self._draw_charts()
+    def watch_panel(self) -> None:
+        """Switch the current panel."""
+        self._layout()
+
+    def watch_grid(self) -> None:
+        """The terminal's size picked another grid."""
+        self._layout()
+
+    def watch_zoom(self) -> None:
+        """One panel, or the grid again."""
+        self._layout()
+
+    def watch_view(self, view: str) -> None:
+        """Charts, scalars or settings."""
+        self._main.query_one(ContentSwitcher).current = view
+        self._layout()
+        if view == "scalars":
+            self._main.query_one("#tags", DataTable).focus()
+        elif view == "charts":
+            self._main.query_one(RunTable).focus()
+
+    def watch_tag(self) -> None:
+        """Chart another tag in the scalars view."""
+        if self.view == "scalars":
+            self._draw_tag()
 
     def watch_smoothing(self) -> None:
         """Redraw with or without smoothing."""
         self._show_panelbar()
         self._draw_charts()
 
-    def watch_compare_with(self) -> None:
-        """Redraw with or without the comparison run."""
-        self._show_panelbar()
-        self._main.query_one(RunTable).show(self._ordered(), self.compare_with)
-        self._draw_charts()
+    def watch_marks(self) -> None:
+        """Overlay the marked runs (and list their settings)."""
+        self._main.query_one(RunTable).show(self._cache.ordered(), self._mark_colors())
+        if self._update_visible():
+            self._layout()
+        else:
+            self._show_panelbar()
+            self._draw_charts()
 
     # ------------------------------------------------------------------------------ actions
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        """The cursor moved in the run list."""
-        if event.row_key.value is not None:
+        """The cursor moved in the run list or in the tag list."""
+        if event.row_key.value is None:
+            return
+        if isinstance(event.data_table, RunTable):
             self.selected = event.row_key.value
+        elif event.data_table.id == "tags":
+            self.tag = event.row_key.value
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        """The tag filter changed: list the matching tags."""
+        if event.input.id == "filter":
+            self._draw_charts(force=True)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Enter in the filter: back to the tag list."""
+        self._main.query_one("#tags", DataTable).focus()
 
     def action_move_run(self, delta: int) -> None:
         """Move the run-list cursor."""
@@ -457,20 +415,43 @@ class BoardApp(App[int]):
 
     def action_move_panel(self, delta: int) -> None:
         """Next / previous panel."""
-        keys = [k for k, _ in PANELS]
-        self.panel = keys[(keys.index(self.panel) + delta) % len(keys)]
+        keys = [p.key for p in self.available]
+        if keys:
+            i = keys.index(self.panel) if self.panel in keys else 0
+            self.panel = keys[(i + delta) % len(keys)]
+        self.view = "charts"
 
-    def action_panel(self, key: str) -> None:
-        """Show one panel."""
-        self.panel = key
+    def action_panel_number(self, number: int) -> None:
+        """Show panel ``number`` of the panel bar."""
+        if 1 <= number <= len(self.available):
+            self.panel = self.available[number - 1].key
+            self.view = "charts"
+
+    def action_mark(self) -> None:
+        """Mark the selected run for comparison, or unmark it."""
+        name = self.selected
+        if name is None:
+            return
+        self.marks = (
+            tuple(m for m in self.marks if m != name) if name in self.marks else (*self.marks, name)
+        )
 
     def action_toggle_smoothing(self) -> None:
         """Smoothing on / off."""
         self.smoothing = not self.smoothing
 
-    def action_compare(self) -> None:
-        """Pin the selected run for comparison, or clear the pin."""
-        self.compare_with = None if self.compare_with == self.selected else self.selected
+    def action_toggle_zoom(self) -> None:
+        """In the grid: the current panel alone, or the grid again."""
+        self.zoom = not self.zoom
+
+    def action_view(self, view: str) -> None:
+        """Show a view (the same key again goes back to the charts)."""
+        self.view = "charts" if view == self.view else view
+
+    def action_filter(self) -> None:
+        """Type a tag filter."""
+        self.view = "scalars"
+        self._main.query_one("#filter", Input).focus()
 
     def action_help(self) -> None:
         """Show the keys."""
@@ -497,7 +478,9 @@ def run_board(config: BoardConfig) -> int:
             raise BoardUsageError("--tensorboard needs the live board: drop --once")
         from tui.report import print_once
 
-        return print_once(Path(config.logdir), as_json_output=config.json)
+        return print_once(
+            Path(config.logdir), as_json_output=config.json, models_dir=config.models_dir
+        )
     if config.json:
         raise BoardUsageError("--json needs --once")
     tensorboard = None

@@ -1,12 +1,30 @@
 """Live view of local GPUs through NVML (``nvidia-ml-py``), when it is installed.
 
-Without the package, a driver or a GPU, :func:`read_gpus` answers a calm reason instead.
+Per GPU: memory and utilisation; per process on it: the memory it holds and its share of the
+streaming multiprocessors, and which run it writes (the process holding one of the run's event
+files open), as nvitop shows. Without the package, a driver or a GPU, :meth:`Nvml.read`
+answers a calm reason instead.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+
+@dataclass(frozen=True)
+class GpuProcess:
+    """One process using a GPU."""
+
+    gpu: int
+    pid: int
+    name: str
+    memory_mb: float | None
+    """None where NVML does not report it (some drivers, other users' processes)."""
+    sm_util_pct: float | None = None
 
 
 @dataclass(frozen=True)
@@ -18,6 +36,7 @@ class GpuStat:
     memory_used_mb: float
     memory_total_mb: float
     utilization_pct: float | None
+    processes: tuple[GpuProcess, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -69,14 +88,82 @@ class Nvml:
                     util: float | None = float(nvml.nvmlDeviceGetUtilizationRates(handle).gpu)
                 except Exception:  # noqa: BLE001 - not supported on every device
                     util = None
-                gpus.append(GpuStat(i, str(name), mem.used / 2**20, mem.total / 2**20, util))
+                gpus.append(
+                    GpuStat(
+                        i,
+                        str(name),
+                        mem.used / 2**20,
+                        mem.total / 2**20,
+                        util,
+                        self._processes(i, handle),
+                    )
+                )
         except Exception as exc:  # noqa: BLE001
             return GpuView(tuple(gpus), f"NVML error: {type(exc).__name__}")
         return GpuView(tuple(gpus), "" if gpus else "no GPU: NVML sees no device")
 
+    def _processes(self, index: int, handle: object) -> tuple[GpuProcess, ...]:
+        """Compute processes on one GPU with their memory and SM utilisation, where known."""
+        nvml = self._nvml
+        try:
+            running = list(nvml.nvmlDeviceGetComputeRunningProcesses(handle))
+        except Exception:  # noqa: BLE001 - not supported / no permission: show the GPU alone
+            return ()
+        util: dict[int, float] = {}
+        try:
+            for sample in nvml.nvmlDeviceGetProcessUtilization(handle, 0):
+                util[int(sample.pid)] = float(sample.smUtil)
+        except Exception:  # noqa: BLE001 - no recent samples, or unsupported
+            pass
+        out = []
+        for p in running:
+            used = getattr(p, "usedGpuMemory", None)
+            pid = int(p.pid)
+            out.append(
+                GpuProcess(
+                    index,
+                    pid,
+                    process_name(pid),
+                    None if used is None else used / 2**20,
+                    util.get(pid),
+                )
+            )
+        return tuple(sorted(out, key=lambda q: -(q.memory_mb or 0.0)))
 
-def format_gpus(view: GpuView) -> str:
-    """One line per GPU, or the reason there is none."""
+
+def process_name(pid: int) -> str:
+    """The program name of ``pid`` (``/proc/<pid>/comm``), or ``?``."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() or "?"
+    except OSError:
+        return "?"
+
+
+def run_of_process(pid: int, run_dirs: Mapping[str, Path]) -> str | None:
+    """The run whose folder holds a file ``pid`` has open (its event file), if any.
+
+    Reads ``/proc/<pid>/fd``: only processes of the same user (or any, as root) can be matched.
+    """
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    folders = {str(path.resolve()): name for name, path in run_dirs.items()}
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        parent = os.path.dirname(target)
+        for _ in range(2):  # the run folder, or one folder below it (e.g. <run>/train)
+            if parent in folders:
+                return folders[parent]
+            parent = os.path.dirname(parent)
+    return None
+
+
+def format_gpus(view: GpuView, runs_by_pid: Mapping[int, str] | None = None) -> str:
+    """One line per GPU and one per process on it, or the reason there is none."""
     if not view.gpus:
         return view.reason or "no GPU"
     lines = []
@@ -85,4 +172,10 @@ def format_gpus(view: GpuView) -> str:
         lines.append(
             f"GPU{g.index} {g.name}: {g.memory_used_mb:,.0f} / {g.memory_total_mb:,.0f} MiB{util}"
         )
+        for p in g.processes:
+            mem = "? MiB" if p.memory_mb is None else f"{p.memory_mb:,.0f} MiB"
+            sm = "" if p.sm_util_pct is None else f"  sm {p.sm_util_pct:.0f}%"
+            run = (runs_by_pid or {}).get(p.pid)
+            owner = f"  run {run}" if run else ""
+            lines.append(f"  pid {p.pid} {p.name}: {mem}{sm}{owner}")
     return "\n".join(lines)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 import tomllib
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from facenet_cli import events as ev
@@ -112,31 +114,62 @@ def steps_per_second(run: ev.RunState) -> float | None:
     return float(ds / dt) if dt > 0 and ds > 0 else None
 
 
-def total_steps(run: ev.RunState) -> int | None:
+CONFIG_NAME = "config.toml"
+"""``train`` saves each run's settings under this name, beside its checkpoints."""
+
+
+def config_paths(run: ev.RunState, models_dir: Path | None = None) -> list[Path]:
+    """Where a run's ``config.toml`` may be, in the order they are tried.
+
+    In the run's log folder; in ``models_dir/<run>`` (``board --models-dir``); in a ``models``
+    folder beside the log directory (``--logs-base-dir X/logs --models-base-dir X/models``, the
+    demo's layout); in the default models directory.
+    """
+    paths = [run.path / CONFIG_NAME]
+    if models_dir is not None:
+        paths.append(Path(models_dir).expanduser() / run.name / CONFIG_NAME)
+    paths.append(run.path.parent.parent / "models" / run.name / CONFIG_NAME)
+    paths.append(default_models_dir() / run.name / CONFIG_NAME)
+    return paths
+
+
+def run_config(
+    run: ev.RunState, models_dir: Path | None = None
+) -> tuple[dict[str, Any], Path] | None:
+    """The run's saved settings and the file they came from; None when none is found."""
+    if run.name == ".":
+        return None  # event files directly in the log directory: no run name to look up
+    for path in config_paths(run, models_dir):
+        try:
+            return tomllib.loads(path.read_text()), path
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+            continue
+    return None
+
+
+def planned_steps(config: dict[str, Any]) -> int | None:
+    """The step a run stops at: ``max_steps``, ``max_nrof_epochs * epoch_size``, the smaller."""
+
+    def positive(key: str) -> int | None:
+        value = config.get(key)
+        return value if isinstance(value, int) and value > 0 else None
+
+    epochs, size, steps = positive("max_nrof_epochs"), positive("epoch_size"), positive("max_steps")
+    planned = [n for n in (steps, epochs * size if epochs and size else None) if n is not None]
+    return min(planned) if planned else None
+
+
+def total_steps(run: ev.RunState, models_dir: Path | None = None) -> int | None:
     """The run's planned number of steps.
 
-    From the ``progress/total_steps`` scalar when train logs it, else from the run's
-    ``config.toml`` (``max_steps`` or ``max_nrof_epochs * epoch_size``) in the log directory's
-    run folder or in the default models directory's folder of the same name.
+    From the ``progress/total_steps`` scalar when logged, else from the run's ``config.toml``
+    (see :func:`config_paths` and :func:`planned_steps`).
     """
     series = run.series.get(ev.TOTAL_STEPS)
     if series is not None and series.latest is not None and series.latest[2] > 0:
         return int(series.latest[2])
-    # train saves its config next to the checkpoints, under the same run name.
-    for path in (run.path / "config.toml", default_models_dir() / run.name / "config.toml"):
-        try:
-            config = tomllib.loads(path.read_text())
-            break
-        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
-            continue
-    else:
-        return None
-    if isinstance(config.get("max_steps"), int) and config["max_steps"] > 0:
-        return int(config["max_steps"])
-    epochs, size = config.get("max_nrof_epochs"), config.get("epoch_size")
-    if isinstance(epochs, int) and isinstance(size, int) and epochs > 0 and size > 0:
-        return epochs * size
-    return None
+    found = run_config(run, models_dir)
+    return None if found is None else planned_steps(found[0])
 
 
 def best_accuracy(run: ev.RunState) -> tuple[float, int] | None:
@@ -241,14 +274,14 @@ class RunStats:
     interval: float | None
 
 
-def run_stats(run: ev.RunState) -> RunStats:
+def run_stats(run: ev.RunState, models_dir: Path | None = None) -> RunStats:
     """The data-only part of a summary (the board caches it per run version)."""
     return RunStats(
         version=run.version,
         last_step=run.last_step,
         best=best_accuracy(run),
         rate=steps_per_second(run),
-        total=total_steps(run),
+        total=total_steps(run, models_dir),
         latest=run.latest_values(),
         thinned={t: s.thinned for t, s in run.series.items() if s.thinned > 1},
         alerts=data_alerts(run),
@@ -256,16 +289,19 @@ def run_stats(run: ev.RunState) -> RunStats:
     )
 
 
-def summarize(run: ev.RunState, now: float, stats: RunStats | None = None) -> RunSummary:
+def summarize(
+    run: ev.RunState, now: float, stats: RunStats | None = None, models_dir: Path | None = None
+) -> RunSummary:
     """Everything the board shows about ``run`` at time ``now`` (seconds since the epoch).
 
     Args:
         run: The run.
         now: The clock.
         stats: Its :func:`run_stats` if still current (same ``run.version``).
+        models_dir: Where to look for the run's ``config.toml`` first (``--models-dir``).
     """
     if stats is None or stats.version != run.version:
-        stats = run_stats(run)
+        stats = run_stats(run, models_dir)
     status = run_status(run, now, stats.interval)
     last = last_activity(run)
     best = stats.best

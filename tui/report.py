@@ -13,10 +13,16 @@ from facenet_cli import events as ev
 from facenet_cli.errors import EXIT_ALERT, InputError
 
 from tui import model
+from tui.panels import is_facenet_tag
 
 
-def read_summaries(logdir: Path, now: float | None = None) -> list[model.RunSummary]:
+def read_summaries(
+    logdir: Path, now: float | None = None, models_dir: Path | None = None
+) -> tuple[list[model.RunSummary], dict[Path, str]]:
     """Read every run under ``logdir`` once and summarise it.
+
+    Returns:
+        The summaries, and the entries that could not be read with the reason for each.
 
     Raises:
         InputError: ``logdir`` does not exist or is not a directory.
@@ -28,16 +34,20 @@ def read_summaries(logdir: Path, now: float | None = None) -> list[model.RunSumm
     reader = ev.LogdirReader(logdir)
     reader.poll(rescan=True)
     now = time.time() if now is None else now
-    return [model.summarize(run, now) for run in reader.runs.values()]
+    summaries = [model.summarize(run, now, models_dir=models_dir) for run in reader.runs.values()]
+    return summaries, reader.unreadable
 
 
 def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def as_json(logdir: Path, summaries: list[model.RunSummary]) -> dict[str, Any]:
-    """The ``--json`` document: ``{"logdir", "runs": [...], "alerts"}``.
+def as_json(
+    logdir: Path, summaries: list[model.RunSummary], unreadable: dict[Path, str] | None = None
+) -> dict[str, Any]:
+    """The ``--json`` document: ``{"logdir", "runs": [...], "alerts", "unreadable": [...]}``.
 
+    ``latest`` holds every scalar tag of the run (facenet's own and any other writer's).
     Non-finite values become null (JSON has no NaN); the ``nan_loss`` alert says so.
     """
     runs = []
@@ -51,6 +61,7 @@ def as_json(logdir: Path, summaries: list[model.RunSummary]) -> dict[str, Any]:
                 "best_lfw_accuracy": s.best_accuracy,
                 "best_lfw_accuracy_step": s.best_accuracy_step,
                 "steps_per_s": s.steps_per_s,
+                "total_steps": s.total_steps,
                 "eta_s": s.eta_s,
                 "corrupt_records": s.corrupt_records,
                 "latest": {tag: _finite(v) for tag, v in sorted(s.latest.items())},
@@ -61,15 +72,24 @@ def as_json(logdir: Path, summaries: list[model.RunSummary]) -> dict[str, Any]:
             }
         )
     warnings = sum(len(s.warnings) for s in summaries)
-    return {"logdir": str(logdir), "runs": runs, "alerts": warnings}
+    skipped = [{"path": str(p), "reason": why} for p, why in sorted((unreadable or {}).items())]
+    return {"logdir": str(logdir), "runs": runs, "alerts": warnings, "unreadable": skipped}
 
 
-def render_table(logdir: Path, summaries: list[model.RunSummary], out: TextIO) -> None:
-    """A Rich table (plain text off a terminal) fitting 80 columns, then one line per alert."""
+def render_table(
+    logdir: Path,
+    summaries: list[model.RunSummary],
+    out: TextIO,
+    unreadable: dict[Path, str] | None = None,
+) -> None:
+    """A Rich table (plain text off a terminal) fitting 80 columns, then one line per alert,
+    one per unreadable entry, and the latest values of runs that hold none of facenet's tags."""
     from rich.console import Console
     from rich.table import Table
 
     console = Console(file=out, width=None if out.isatty() else 100, highlight=False)
+    for path, why in sorted((unreadable or {}).items()):
+        console.print(f"unreadable: {path}: {why}", soft_wrap=True)  # one line per entry
     if not summaries:
         console.print(f"no runs under {logdir}")
         return
@@ -104,14 +124,23 @@ def render_table(logdir: Path, summaries: list[model.RunSummary], out: TextIO) -
             console.print(f"{a.severity}: {s.name}: {a.message}")
         if s.corrupt_records:
             console.print(f"note: {s.name}: {s.corrupt_records} corrupt record(s) skipped")
+        if s.latest and not any(is_facenet_tag(tag) for tag in s.latest):
+            values = ", ".join(f"{t}={model.format_value(v)}" for t, v in sorted(s.latest.items()))
+            console.print(f"{s.name}: {values}", soft_wrap=True)
 
 
-def print_once(logdir: Path, *, as_json_output: bool, out: TextIO | None = None) -> int:
+def print_once(
+    logdir: Path,
+    *,
+    as_json_output: bool,
+    out: TextIO | None = None,
+    models_dir: Path | None = None,
+) -> int:
     """Print every run's latest values; returns ``EXIT_ALERT`` when a warning is active."""
     out = sys.stdout if out is None else out
-    summaries = read_summaries(logdir)
+    summaries, unreadable = read_summaries(logdir, models_dir=models_dir)
     if as_json_output:
-        out.write(json.dumps(as_json(logdir, summaries), indent=2) + "\n")
+        out.write(json.dumps(as_json(logdir, summaries, unreadable), indent=2) + "\n")
     else:
-        render_table(logdir, summaries, out)
+        render_table(logdir, summaries, out, unreadable)
     return EXIT_ALERT if any(s.warnings for s in summaries) else 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from facenet_cli import events as ev
@@ -15,6 +17,7 @@ from textual.widgets import DataTable, Static
 from textual_plotext import PlotextPlot
 
 from tui import model
+from tui.panels import Panel, is_facenet_tag, rich_color
 
 STATUS_STYLE = {
     "live": "green",
@@ -48,6 +51,7 @@ class RunTable(DataTable[Text | str]):
         ("status", "status", 8),
         ("step", "step", 8),
         ("age", "age", 5),
+        ("eta", "ETA", 6),
         ("best", "best LFW", 8),
     )
 
@@ -57,18 +61,20 @@ class RunTable(DataTable[Text | str]):
     def on_mount(self) -> None:
         """Create the columns."""
         for key, label, width in self.COLUMNS:
-            right = key in ("step", "age", "best")
+            right = key in ("step", "age", "eta", "best")
             self.add_column(Text(label, justify="right" if right else "left"), key=key, width=width)
 
-    def show(self, summaries: list[model.RunSummary], compare: str | None) -> None:
-        """Add new runs and update the cells that changed."""
+    def show(self, summaries: list[model.RunSummary], marks: dict[str, str]) -> None:
+        """Add new runs and update the cells that changed (``marks``: run -> its colour)."""
         for s in summaries:
+            mark = marks.get(s.name)
             cells = {
-                "mark": Text("≈", style="magenta") if s.name == compare else Text(" "),
+                "mark": Text("●", style=rich_color(mark)) if mark else Text(" "),
                 "run": Text(s.name, style="bold red" if s.warnings else ""),
                 "status": Text(s.status, style=STATUS_STYLE.get(s.status, "")),
                 "step": Text("-" if s.last_step is None else f"{s.last_step:,}", justify="right"),
                 "age": Text(model.format_age(s.age_s), justify="right"),
+                "eta": Text(model.format_eta(s.eta_s), justify="right"),
                 "best": Text(model.format_value(s.best_accuracy), justify="right"),
             }
             if s.name not in self.rows:
@@ -106,19 +112,29 @@ class RunHeader(_Line):
         if s.total_steps:
             step += f"/{s.total_steps:,}"
         line1.append(f"  step {step}  ETA {model.format_eta(s.eta_s)}")
-        line1.append(f"  img/s {f(s.latest.get(ev.IMAGES_PER_SEC))}")
+        foreign = bool(s.latest) and not any(is_facenet_tag(t) for t in s.latest)
+        if not foreign:
+            line1.append(f"  img/s {f(s.latest.get(ev.IMAGES_PER_SEC))}")
         if s.reason:
             line1.append(f"  {s.reason}", style="red" if s.status == "failed" else "dim")
         line1.append(tb, style="dim")
         best = ""
         if s.best_accuracy is not None:
             best = f" (best {s.best_accuracy:.4g}@{s.best_accuracy_step:,})"
-        line2 = Text(
-            f"loss {f(s.latest.get(ev.LOSS))}  lr {f(s.latest.get(ev.LEARNING_RATE))}  "
-            f"active {f(s.latest.get(ev.TRIPLETS_ACTIVE_FRACTION))}  "
-            f"LFW {f(s.latest.get(ev.LFW_ACCURACY))}{best}  "
-            f"VAL {f(s.latest.get(ev.LFW_VAL_RATE))}"
-        )
+        if foreign:
+            # Another writer's run (Keras, tensorboardX): its own tags, the scalars view has all.
+            line2 = Text("  ".join(f"{t} {f(v)}" for t, v in sorted(s.latest.items())[:6]))
+        else:
+            middle = (
+                f"acc {f(s.latest.get(ev.CLS_ACCURACY))}"
+                if ev.CLS_ACCURACY in s.latest
+                else f"active {f(s.latest.get(ev.TRIPLETS_ACTIVE_FRACTION))}"
+            )
+            line2 = Text(
+                f"loss {f(s.latest.get(ev.LOSS))}  lr {f(s.latest.get(ev.LEARNING_RATE))}  "
+                f"{middle}  LFW {f(s.latest.get(ev.LFW_ACCURACY))}{best}  "
+                f"VAL {f(s.latest.get(ev.LFW_VAL_RATE))}"
+            )
         if s.corrupt_records:
             line2.append(f"  {s.corrupt_records} corrupt skipped", style="yellow")
         self.set_text(Text("\n").join([line1, line2]))
@@ -127,8 +143,13 @@ class RunHeader(_Line):
 class AlertBar(_Line):
     """One line of alerts for the selected run and a count over the others."""
 
-    def show(self, selected: model.RunSummary | None, others_with_warnings: int) -> None:
-        """Show the selected run's alerts, or hide when there is nothing to say."""
+    def show(
+        self,
+        selected: model.RunSummary | None,
+        others_with_warnings: int,
+        unreadable: dict[Path, str] | None = None,
+    ) -> None:
+        """Show the selected run's alerts, other runs' count and the unreadable entries."""
         parts: list[Text] = []
         if selected is not None:
             for a in selected.alerts:
@@ -137,25 +158,39 @@ class AlertBar(_Line):
                 parts.append(Text(f"{icon} {a.message}", style=style))
         if others_with_warnings:
             parts.append(Text(f"{others_with_warnings} other run(s) with alerts", style="yellow"))
+        if unreadable:
+            path, why = sorted(unreadable.items())[0]
+            more = f" (+{len(unreadable) - 1} more)" if len(unreadable) > 1 else ""
+            parts.append(Text(f"unreadable: {path.name}: {why}{more}", style="yellow"))
         self.set_class(bool(parts), "-active")
         self.set_text(Text("  ").join(parts))
 
 
 class PanelBar(_Line):
-    """The panel names with the current one highlighted; keys 1-6 or left/right switch."""
+    """The panels (number keys), the views, smoothing, the grid and the marked runs."""
 
     def show(
-        self, panels: list[tuple[str, str]], current: str, smoothing: bool, compare: str | None
+        self,
+        panels: Sequence[Panel],
+        current: str,
+        smoothing: bool,
+        marks: dict[str, str],
+        grid: tuple[int, int],
     ) -> None:
-        """Render the bar."""
+        """Render the bar (``current``: a panel key, or ``scalars`` / ``config``)."""
         text = Text()
-        for i, (key, title) in enumerate(panels, 1):
-            style = "reverse bold" if key == current else "dim"
-            text.append(f"{i} {title}", style=style)
+        for i, p in enumerate(panels, 1):
+            style = "reverse bold" if p.key == current else "dim"
+            text.append(f"{i} {p.title}", style=style)
+            text.append(" ")
+        for key, title in (("scalars", "t Scalars"), ("config", "v Settings")):
+            text.append(title, style="reverse bold" if key == current else "dim")
             text.append(" ")
         text.append(" smooth" if smoothing else " raw", style="dim")
-        if compare:
-            text.append(f"  vs {compare}", style="magenta")
+        if grid != (1, 1):
+            text.append(f" grid {grid[0]}x{grid[1]}", style="dim")
+        for name, color in marks.items():
+            text.append(f"  ● {name}", style=rich_color(color))
         self.set_text(text)
 
 
@@ -214,14 +249,20 @@ class HelpScreen(ModalScreen[None]):
 
     TEXT = """[b]facenet board[/b]
 
-  j / k, up / down     previous / next run
-  1 .. 6, left / right   switch panel (loss, triplets, lr, LFW, memory, speed)
-  s                    toggle smoothing (loss, images/s)
-  c                    compare: overlay the selected run on the others (again to clear)
-  ?                    this help
-  q                    quit
+  j / k, up / down      previous / next run
+  1 .. 7, left / right  switch panel (numbers as in the panel bar)
+  space (or c)          mark / unmark the run: marked runs are overlaid on every chart
+  s                     toggle smoothing (loss, images/s, the scalars chart)
+  z                     in the grid (120x36 and up): the current panel alone, or the grid
+  t                     scalars: every tag of the run, its latest value and recent shape
+  /                     filter the tags (a regular expression, as TensorBoard's)
+  v                     settings: the marked runs' config.toml side by side, differences first
+  escape                back to the charts
+  ?                     this help
+  q                     quit
 
 Status: live, stalled (no event for a while), finished / failed (train's marker files).
+ETA from the recent step rate and the planned steps (config.toml: max_steps or epochs x size).
 Charts keep every point (up to a large cap per tag) and draw min/max per column."""
 
     def compose(self) -> ComposeResult:

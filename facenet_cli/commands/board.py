@@ -36,6 +36,13 @@ def register(app: typer.Typer) -> None:
         poll_interval: Annotated[float, typer.Option(min=0.05, help="Seconds between polls.")] = (
             _BOARD.poll_interval
         ),
+        models_dir: Annotated[
+            Path | None,
+            typer.Option(
+                help="Where train saved the runs (its --models-base-dir): each run's config.toml "
+                "gives the ETA and the settings view. Default: beside LOGDIR, then the default."
+            ),
+        ] = None,
     ) -> None:
         """Live terminal dashboard over training event files (no TensorFlow needed)."""
         from tui.app import run_board

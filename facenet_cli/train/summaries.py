@@ -1,23 +1,20 @@
 """TensorBoard scalars of a training run (tag names from ``facenet_cli.events`` only).
 
-Written with TensorBoard's own event-file writer (a background thread, no TensorFlow op per
-value): one event per call holds all of that step's scalars as ``simple_value`` fields, which
-TensorBoard, its ``event_accumulator`` and ``facenet board`` all read. ``tf.summary.scalar``
-costs a few eager ops per value, a visible share of a small model's step.
+Written with the project's event writer (``facenet_cli.events.EventWriter``: buffered, flushed
+by a background thread, no TensorFlow op per value): one event per call holds all of that
+step's scalars as ``simple_value`` fields, which TensorBoard, its ``event_accumulator`` and
+``facenet board`` all read. ``tf.summary.scalar`` costs a few eager ops per value, a visible
+share of a small model's step. This module adds what needs TensorFlow: the allocator's memory.
 """
 
 from __future__ import annotations
 
 import math
 import resource
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tensorboard.compat.proto.event_pb2 import Event
-from tensorboard.compat.proto.summary_pb2 import Summary
-from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from facenet_cli import events
 
@@ -31,21 +28,15 @@ def host_rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-class Summaries:
+class Summaries(events.EventWriter):
     """Writes scalars to ``<log_dir>/events.out.tfevents.*``, each at its own global step."""
 
     def __init__(self, log_dir: Path) -> None:
         import tensorflow as tf
 
-        self._writer = EventFileWriter(str(log_dir), max_queue_size=100, flush_secs=5)
+        super().__init__(log_dir, flush_secs=5.0)
         self._gpus = [d.name.split("physical_device:")[-1]
                       for d in tf.config.list_physical_devices("GPU")]  # fmt: skip
-
-    def scalars(self, values: dict[str, float], step: int) -> None:
-        """Write ``{tag: value}`` at ``step``; every tag must come from ``facenet_cli.events``."""
-        summary = Summary(value=[Summary.Value(tag=tag, simple_value=float(value))
-                                 for tag, value in values.items()])  # fmt: skip
-        self._writer.add_event(Event(wall_time=time.time(), step=int(step), summary=summary))
 
     def memory(self, step: int) -> dict[str, float]:
         """Current and peak memory per GPU from TensorFlow's allocator, else the host's RSS."""
@@ -63,12 +54,6 @@ class Summaries:
             values[events.HOST_RSS_MB] = host_rss_mb()
         self.scalars(values, step)
         return values
-
-    def flush(self) -> None:
-        self._writer.flush()
-
-    def close(self) -> None:
-        self._writer.close()
 
 
 def report_metrics(report: Any) -> dict[str, float]:

@@ -15,16 +15,19 @@ import pytest
 
 from facenet_cli import events
 from facenet_cli.events import EventWriter, LogdirReader
+from facenet_cli.events import reader as reader_module
 from tests.faults.fault_helpers import cli, env
 
 
 def write_run(run_dir: Path, steps: range, value: float = 1.0, name: str = "a") -> Path:
     """An event file of loss values ``value + step / 1000`` at ``steps``."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / f"events.out.tfevents.{1700000000 + len(name)}.host.{name}"
-    with EventWriter(path) as w:
+    with EventWriter(run_dir) as w:
         for step in steps:
             w.add_scalar(events.LOSS, value + step / 1000, step)
+    # One fixed name per run and ``name``: writing again replaces the file, as the churn wants.
+    path = run_dir / f"events.out.tfevents.{1700000000 + len(name)}.host.{name}"
+    os.replace(w.path, path)
     return path
 
 
@@ -99,7 +102,7 @@ def test_file_deleted_between_stat_and_open(
             Path(p).unlink(missing_ok=True)
         return st
 
-    monkeypatch.setattr(events.os, "stat", stat_then_delete)
+    monkeypatch.setattr(reader_module.os, "stat", stat_then_delete)
     reader.poll(rescan=False)
     assert loss(reader, "r1")[-1][0] == 10  # what was read stays
 

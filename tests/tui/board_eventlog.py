@@ -14,6 +14,8 @@ from pathlib import Path
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.summary.writer.record_writer import RecordWriter
 
+from facenet_cli.events import EVENT_FILE_PREFIX
+
 # Records written by TensorFlow 2.21's tf.summary.scalar (float32 scalars: loss = 0.5 at step 0,
 # lr = 0.1 at step 0, loss = 1.5 at step 1), captured once from a real writer.
 TF2_RECORDS_HEX = (
@@ -84,4 +86,4 @@ class EventLog:
 
 def event_file(run_dir: Path, stamp: int = 1_000_000_000, suffix: str = "0") -> Path:
     """A TensorFlow-style event-file name in ``run_dir``."""
-    return run_dir / f"events.out.tfevents.{stamp}.testhost.{os.getpid()}.{suffix}.v2"
+    return run_dir / f"{EVENT_FILE_PREFIX}{stamp}.testhost.{os.getpid()}.{suffix}.v2"

@@ -125,6 +125,32 @@ def test_eta_from_total_steps_tag_or_config(tmp_path: Path) -> None:
     assert model.summarize(third, NOW).total_steps == 2000
 
 
+def test_eta_of_a_run_stopping_at_max_steps(tmp_path: Path) -> None:
+    """train --max-steps 60 --logs-base-dir X/logs --models-base-dir X/models, seen at step 24."""
+    log = EventLog(event_file(tmp_path / "logs" / "run"))
+    for step in range(25):  # one step a second
+        log.scalar(ev.LOSS, 1.0, step, wall_time=NOW - 24 + step)
+    log.close()
+    reader = ev.LogdirReader(tmp_path / "logs")
+    reader.poll(rescan=True)
+    run = reader.runs["run"]
+    assert model.summarize(run, NOW).eta_s is None  # no config.toml anywhere yet
+    models = tmp_path / "models" / "run"
+    models.mkdir(parents=True)
+    (models / "config.toml").write_text(
+        "max_steps = 60\nmax_nrof_epochs = 500\nepoch_size = 1000\n"
+    )
+    s = model.summarize(run, NOW)  # found beside the log directory
+    assert s.total_steps == 60 and s.eta_s == pytest.approx(36.0)
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "run").mkdir(parents=True)
+    (elsewhere / "run" / "config.toml").write_text("max_nrof_epochs = 2\nepoch_size = 20\n")
+    s = model.summarize(run, NOW, models_dir=elsewhere)  # --models-dir comes first
+    assert s.total_steps == 40 and s.eta_s == pytest.approx(16.0)
+    assert model.planned_steps({"max_steps": 5000, "max_nrof_epochs": 2, "epoch_size": 100}) == 200
+    assert model.planned_steps({"max_steps": 0}) is None
+
+
 def _ema_reference(values: np.ndarray, weight: float) -> np.ndarray:
     out, last, n = [], 0.0, 0
     for v in values:

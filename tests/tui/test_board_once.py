@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -59,6 +60,50 @@ def test_once_json_and_alert_exit_code(tmp_path: Path) -> None:
     assert doc["alerts"] == 1
 
 
+def test_once_reports_unreadable_entries_and_the_planned_steps(tmp_path: Path) -> None:
+    logs = _logdir(tmp_path)
+    os.symlink("loop_b", logs / "loop_a")  # a symbolic-link loop beside the runs
+    os.symlink("loop_a", logs / "loop_b")
+    models = tmp_path / "models" / "good"  # train's --models-base-dir beside its --logs-base-dir
+    models.mkdir(parents=True)
+    (models / "config.toml").write_text("max_steps = 100\nmax_nrof_epochs = 9\nepoch_size = 1000\n")
+    result = CliRunner().invoke(app, ["board", "--once", "--json", str(logs)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert {u["path"] for u in doc["unreadable"]} == {str(logs / "loop_a"), str(logs / "loop_b")}
+    assert all("symbolic links" in u["reason"] for u in doc["unreadable"])
+    good = {r["name"]: r for r in doc["runs"]}["good"]
+    assert good["total_steps"] == 100 and good["eta_s"] == pytest.approx(60 / good["steps_per_s"])
+    table = CliRunner().invoke(app, ["board", "--once", str(logs)])
+    assert f"unreadable: {logs / 'loop_a'}: Too many levels of symbolic links" in table.output
+    other = tmp_path / "elsewhere" / "good"
+    other.mkdir(parents=True)
+    (other / "config.toml").write_text("max_steps = 80\n")
+    chosen = CliRunner().invoke(
+        app, ["board", "--once", "--json", str(logs), "--models-dir", str(other.parent)]
+    )
+    good = {r["name"]: r for r in json.loads(chosen.output)["runs"]}["good"]
+    assert good["total_steps"] == 80
+
+
+async def test_the_board_shows_unreadable_entries(tmp_path: Path) -> None:
+    from facenet_cli.config import BoardConfig
+    from tui.app import BoardApp
+    from tui.widgets import AlertBar
+
+    logs = _logdir(tmp_path)
+    os.symlink("loop_b", logs / "loop_a")
+    os.symlink("loop_a", logs / "loop_b")
+    board = BoardApp(BoardConfig(logdir=logs, poll_interval=0.05), notify_alerts=False)
+    async with board.run_test(size=(80, 24)) as pilot:
+        while not board.loaded.is_set():
+            await pilot.pause(0.05)
+        await pilot.pause(0.1)
+        bar = board.query_one(AlertBar)
+        assert bar.has_class("-active")
+        assert "unreadable: loop_a: Too many levels of symbolic links (+1 more)" in str(bar.content)
+
+
 def test_once_errors(tmp_path: Path) -> None:
     runner = CliRunner()
     missing = runner.invoke(app, ["board", "--once", str(tmp_path / "nope")])
@@ -111,12 +156,15 @@ def test_board_never_imports_tensorflow(tmp_path: Path) -> None:
         "from tensorflow import keras",
         "import tensorflow.keras as tk",
         "from keras import layers",
+        "import mtcnn",
+        "from facenet_cli.train import loop",
+        "from facenet_cli.train.summaries import host_rss_mb",
+        "import facenet_cli.cli",
+        "from facenet_cli import models",
     ],
 )
-def test_ruff_bans_tensorflow_in_tui(line: str) -> None:
-    ruff = Path(sys.executable).with_name("ruff")
-    if not ruff.exists():
-        pytest.skip("ruff is not installed")
+def test_ruff_bans_tensorflow_and_the_rest_of_the_package_in_tui(line: str) -> None:
+    ruff = _ruff()
     result = subprocess.run(
         [str(ruff), "check", "--select", "TID251", "--stdin-filename", "tui/probe.py", "-"],
         input=f"{line}\n",
@@ -128,13 +176,24 @@ def test_ruff_bans_tensorflow_in_tui(line: str) -> None:
     assert result.returncode == 1 and "TID251" in result.stdout
 
 
+def _ruff() -> str:
+    local = Path(sys.executable).with_name("ruff")
+    found = str(local) if local.exists() else shutil.which("ruff")
+    if found is None:
+        pytest.fail("ruff is not installed (pip install -e '.[test]')")
+    return found
+
+
 def test_ruff_allows_the_board_s_own_imports() -> None:
-    ruff = Path(sys.executable).with_name("ruff")
-    if not ruff.exists():
-        pytest.skip("ruff is not installed")
+    ruff = _ruff()
     result = subprocess.run(
         [str(ruff), "check", "--select", "TID251", "--stdin-filename", "tui/probe.py", "-"],
-        input="import numpy\nimport textual\nfrom facenet_cli import events\n",
+        input=(
+            "import numpy\nimport textual\nfrom facenet_cli import events\n"
+            "from facenet_cli.events.reader import tag_prefix\n"
+            "from facenet_cli.config import BoardConfig\n"
+            "from facenet_cli.errors import EXIT_ALERT\n"
+        ),
         capture_output=True,
         text=True,
         cwd=REPO,

@@ -15,6 +15,9 @@ from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c as tb_masked_crc
 
 from facenet_cli import events as ev
+from facenet_cli.events import reader as reader_module
+from facenet_cli.events.decode import decode_scalar_events
+from facenet_cli.events.records import ByteView
 
 
 def _values(reader: ev.LogdirReader, run: str, tag: str) -> list[tuple[int, float]]:
@@ -159,10 +162,10 @@ def test_vectorised_decode_agrees_with_protobuf(tmp_path: Path) -> None:
     assert fast.series["t1"].latest[:1] == (500,) and fast.series["t1"].latest[2] == -2.0
     assert fast.events == len(records)
     # Nearly every record took the vectorised path.
-    b = ev._Bytes(b"".join(records))  # noqa: SLF001
+    b = ByteView(b"".join(records))
     lengths = np.array([len(r) for r in records])
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    ok = ev._decode_scalar_events(b, starts, lengths)[0]  # noqa: SLF001
+    ok = decode_scalar_events(b, starts, lengths)[0]
     assert ok.sum() == len(records) - 2  # all but the int64 event and the mixed one
 
 
@@ -244,7 +247,7 @@ def test_new_files_and_new_runs_are_picked_up(tmp_path: Path) -> None:
     EventLog(event_file(tmp_path / "logs" / "a", stamp=1_000_000_100)).scalar("lr", 0.1, 5)
     assert _poll(reader) == {"a", "b"}
     assert set(reader.runs["a"].series) == {"loss", "lr"}
-    assert _values(reader, "b", "loss") == [(0, 2.0)]
+    assert _values(reader, "b", "train/loss") == [(0, 2.0)]  # the folder below the run: a prefix
     # Appends to known files are seen without a directory listing.
     EventLog(event_file(tmp_path / "logs" / "a"), version_event=False).scalar("loss", 0.5, 1)
     assert reader.poll(rescan=False) == {"a"}
@@ -449,7 +452,7 @@ def test_file_deleted_between_stat_and_open_is_forgotten(
             Path(p).unlink()
         return st
 
-    monkeypatch.setattr(ev.os, "stat", stat_then_delete)
+    monkeypatch.setattr(reader_module.os, "stat", stat_then_delete)
     reader.poll(rescan=False)  # does not raise
     monkeypatch.undo()
     assert path not in reader.runs["r"].files and not reader.unreadable
@@ -470,7 +473,7 @@ def test_an_unreadable_file_is_noted_and_retried(
             raise OSError(5, "Input/output error", str(p))
         return open(p, *a, **k)
 
-    monkeypatch.setattr(ev, "open", failing_open, raising=False)
+    monkeypatch.setattr(reader_module, "open", failing_open, raising=False)
     reader = ev.LogdirReader(tmp_path)
     assert _poll(reader) == {"r", "s"}  # the other run is read
     assert _values(reader, "s", "loss") == [(s, 2.0) for s in range(3)]
@@ -489,10 +492,12 @@ def test_symlink_loops_are_skipped_and_noted(tmp_path: Path) -> None:
     os.symlink("loop_b", logs / "loop_a")  # loop_a -> loop_b -> loop_a
     os.symlink("loop_a", logs / "loop_b")
     os.symlink("self", logs / "r" / "self")  # inside a run: the run must still be read
-    os.symlink("..", logs / "r" / "parent")  # a folder loop one level down: not recursed
+    os.symlink("..", logs / "r" / "parent")  # a folder loop one level down: not followed
     reader = ev.LogdirReader(logs)
     assert _poll(reader) == {"r"}
-    assert _values(reader, "r", "loss") == [(s, 1.0) for s in range(6)]
+    assert _values(reader, "r", "loss") == [(s, 1.0) for s in range(3)]
+    assert _values(reader, "r", "train/loss") == [(s, 1.0) for s in range(3, 6)]
+    assert set(reader.runs["r"].series) == {"loss", "train/loss"}
     assert set(reader.unreadable) == {logs / "loop_a", logs / "loop_b", logs / "r" / "self"}
     assert all("symbolic links" in why for why in reader.unreadable.values())
     (logs / "loop_a").unlink()  # fixed: the listing forgets it (loop_b now dangles: not a dir)
@@ -515,6 +520,9 @@ def test_an_unchanged_file_is_not_opened_again(
         opened.append(Path(p))
         return open(p, *a, **k)
 
-    monkeypatch.setattr(ev, "open", counting_open, raising=False)
+    monkeypatch.setattr(reader_module, "open", counting_open, raising=False)
     assert reader.poll(rescan=False) == set()
     assert opened == []  # its pending tail is not read again while nothing changes
+    EventLog(path, version_event=False).raw(b"grown")
+    reader.poll(rescan=False)
+    assert opened == [path]  # the same hook sees the read once the file grows

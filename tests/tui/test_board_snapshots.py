@@ -1,4 +1,5 @@
-"""Layout snapshots of the board at 80x24 (pytest-textual-snapshot; --snapshot-update to accept).
+"""Layout snapshots of the board at 80x24 and 200x50 (pytest-textual-snapshot; --snapshot-update
+to accept).
 
 The data, the clock and the files' modification times are fixed, so ages, statuses and charts
 render the same on every machine.
@@ -21,6 +22,7 @@ from tui.gpu import GpuView, Nvml
 
 NOW = 1.9e9
 SIZE = (80, 24)
+WIDE = (200, 50)
 
 
 class _NoGpu(Nvml):
@@ -69,6 +71,17 @@ def _logs(tmp_path: Path) -> Path:
     _run(logs, "2026-11-28-inception", 150)
     _run(logs, "2026-11-27-small", 100, scale=1.4, age=7200, marker=ev.FINISHED_MARKER)
     _run(logs, "2026-11-28-diverged", 60, nan_at=55, age=30, marker=ev.FAILED_MARKER)
+    # train keeps each run's settings beside its checkpoints: <models>/<run>/config.toml
+    for name, model, lr in (
+        ("2026-11-28-inception", "inception_resnet_v1", 0.05),
+        ("2026-11-27-small", "small", 0.1),
+    ):
+        folder = tmp_path / "models" / name
+        folder.mkdir(parents=True)
+        (folder / "config.toml").write_text(
+            f'model_def = "{model}"\nlearning_rate = {lr}\nbatch_size = 90\n'
+            f'max_nrof_epochs = 5\nepoch_size = 1000\n\n[optimizer]\nname = "ADAM"\n'
+        )
     return logs
 
 
@@ -85,7 +98,10 @@ async def _loaded(pilot: Pilot) -> None:
     app = pilot.app
     assert isinstance(app, BoardApp)
     deadline = time.monotonic() + 15
-    while not app.loaded.is_set():
+    # Loaded, and NVML's (fixed) answer shown wherever the memory panel is on screen.
+    while not app.loaded.is_set() or (
+        any(p.gpu_live for p in app.on_screen) and not app.gpu_view.reason
+    ):
         assert time.monotonic() < deadline
         await pilot.pause(0.05)
     await pilot.pause(0.1)
@@ -105,4 +121,39 @@ def test_snapshot_triplets_with_comparison(snap_compare, tmp_path: Path) -> None
 
 def test_snapshot_failed_run_alerts_and_lfw(snap_compare, tmp_path: Path) -> None:
     """A failed run's alert line and the LFW panel."""
-    assert snap_compare(_app(_logs(tmp_path)), terminal_size=SIZE, run_before=_loaded, press=["4"])
+    assert snap_compare(_app(_logs(tmp_path)), terminal_size=SIZE, run_before=_loaded, press=["3"])
+
+
+def test_snapshot_wide_grid(snap_compare, tmp_path: Path) -> None:
+    """200x50: six panels at once (loss, triplets, LFW, memory, speed, LR), run list, alerts."""
+    assert snap_compare(_app(_logs(tmp_path)), terminal_size=WIDE, run_before=_loaded, press=["j"])
+
+
+def test_snapshot_wide_comparison(snap_compare, tmp_path: Path) -> None:
+    """Two runs marked: both overlaid on every panel of the grid, with a legend."""
+    assert snap_compare(
+        _app(_logs(tmp_path)),
+        terminal_size=WIDE,
+        run_before=_loaded,
+        press=["space", "j", "j", "space"],
+    )
+
+
+def test_snapshot_config_view(snap_compare, tmp_path: Path) -> None:
+    """The marked runs' settings side by side, the differing keys first, best LFW apart."""
+    assert snap_compare(
+        _app(_logs(tmp_path)),
+        terminal_size=SIZE,
+        run_before=_loaded,
+        press=["space", "j", "j", "space", "v"],
+    )
+
+
+def test_snapshot_scalars_view(snap_compare, tmp_path: Path) -> None:
+    """Every tag with its latest value and sparkline, filtered by a regex, one tag charted."""
+    assert snap_compare(
+        _app(_logs(tmp_path)),
+        terminal_size=SIZE,
+        run_before=_loaded,
+        press=["j", "j", "slash", "l", "f", "w", "|", "l", "o", "s", "s", "enter", "down"],
+    )
