@@ -567,6 +567,11 @@ def demo(
     run_demo(from_params(DemoConfig, ctx.params))
 
 
+from facenet_cli.commands import use as _use_commands  # noqa: E402
+
+_use_commands.register(app)
+
+
 def main() -> None:
     """Console-script entry point."""
     app(prog_name="facenet")

@@ -531,6 +531,7 @@ class Trainer:
     def setup(self) -> None:
         from facenet_cli.models.sidecar import ModelInfo, write_model_info
         from facenet_cli.train import distribute
+        from facenet_cli.use.faces import with_alignment
 
         config = self.config
         configure_devices(config)
@@ -555,6 +556,7 @@ class Trainer:
             keep_probability=config.keep_probability,
             weight_decay=config.weight_decay,
         )
+        self.info = with_alignment(self.info, config.data_dir)
         self.graph = TrainingGraph(config, self.info, self.strategy)
         rng = np.random.default_rng(config.seed)
         restore_dir = None
@@ -895,6 +897,7 @@ class Trainer:
             return
         from facenet_cli.evaluate.validate import evaluate_on_pairs
         from facenet_cli.models.loading import embedding_fn
+        from facenet_cli.use.threshold import record_threshold
 
         if self._eval_embed is None:
             self._eval_embed = embedding_fn(self.graph.ema_model, self.info,
@@ -912,6 +915,8 @@ class Trainer:
             nrof_folds=config.lfw_nrof_folds,
         )
         elapsed = time.perf_counter() - start
+        self.info = record_threshold(self.model_dir, self.info, report,
+                                     subtract_mean=config.lfw_subtract_mean)  # fmt: skip
         metrics = report_metrics(report)
         metrics[events.TIME_LFW] = elapsed
         self.summaries.scalars(metrics, self.step)
