@@ -16,7 +16,8 @@ runner = CliRunner()
 def test_help_lists_every_command() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for name in ("align", "train", "validate", "board", "demo", "export", "pairs"):
+    for name in ("align", "train", "validate", "board", "demo", "export", "pairs", "compare",
+                 "embed", "classify"):  # fmt: skip
         assert name in result.output
 
 
@@ -66,6 +67,7 @@ def test_help_does_not_import_tensorflow_and_is_fast() -> None:
 
 
 def test_every_command_help_works() -> None:
-    for name in ("align", "train", "validate", "board", "demo", "export", "pairs"):
-        result = runner.invoke(app, [name, "--help"])
+    names = ["align", "train", "validate", "board", "demo", "export", "pairs", "compare", "embed"]
+    for name in [*names, "classify train", "classify predict"]:
+        result = runner.invoke(app, [*name.split(), "--help"])
         assert result.exit_code == 0, (name, result.output)

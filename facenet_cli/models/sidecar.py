@@ -81,7 +81,7 @@ def with_threshold(
     """``info`` with a verification threshold and the metric and protocol it belongs to."""
     return replace(
         info,
-        threshold=float(threshold),
+        threshold=round(float(threshold), 6),  # the grid's value, without float noise
         threshold_metric=int(distance_metric),
         threshold_protocol=protocol,
     )

@@ -24,7 +24,7 @@ from facenet_cli.use.classifier import (
     save_classifier,
     split_dataset,
 )
-from facenet_cli.use.threshold import best_threshold, model_threshold
+from facenet_cli.use.threshold import gallery_threshold, model_threshold
 
 if TYPE_CHECKING:
     from facenet_cli.config import ClassifyPredictConfig, ClassifyTrainConfig
@@ -105,20 +105,7 @@ def run_classify_train(config: ClassifyTrainConfig) -> dict[str, Any]:
         train, test = _split(data, config)
     else:
         train, test = np.arange(len(data.labels)), np.zeros(0, np.int64)
-    recorded = model_threshold(model.info)
-    threshold: float | None
-    if config.threshold is not None:
-        threshold, metric, source = (
-            config.threshold,
-            recorded.metric if recorded else 0,
-            "--threshold",
-        )
-    elif recorded is not None:
-        threshold, metric, source = recorded.value, recorded.metric, recorded.source
-    else:
-        metric = 0
-        threshold = best_threshold(data.embeddings[train], data.labels[train], metric)
-        source = "fitted on the training photos"
+    threshold, metric, source = _open_set_threshold(config, model, data, train)
     clf = fit_classifier(
         data.embeddings[train], data.labels[train], data.names,
         distance_threshold=threshold, distance_metric=metric,
@@ -158,6 +145,23 @@ def run_classify_train(config: ClassifyTrainConfig) -> dict[str, Any]:
         table.add_row("held-out called unknown", f"{h['unknown_rate']:.3f}")
     Console(highlight=False).print(table)
     return report
+
+
+def _open_set_threshold(
+    config: ClassifyTrainConfig, model: EmbeddingModel, data: LabelledEmbeddings, train: np.ndarray
+) -> tuple[float | None, int, str]:
+    """``--threshold``; else one calibrated on the training photos; else the model's pair
+    threshold (a gallery of one photo per person cannot calibrate one)."""
+    recorded = model_threshold(model.info)
+    metric = recorded.metric if recorded is not None else 0
+    if config.threshold is not None:
+        return config.threshold, metric, "--threshold"
+    fitted = gallery_threshold(data.embeddings[train], data.labels[train], metric)
+    if fitted is not None:
+        return fitted, metric, "calibrated on the training photos (leave-one-out)"
+    if recorded is not None:
+        return recorded.value, recorded.metric, recorded.source
+    return None, metric, "none (one photo per person and no threshold in model.json)"
 
 
 def _fmt(value: float | None) -> str:

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from facenet_cli.evaluate.metrics import ACCURACY_THRESHOLDS, distance, metric_id, roc_at
+from facenet_cli.evaluate.metrics import ACCURACY_THRESHOLDS, metric_id, roc_at
 from facenet_cli.models.sidecar import SIDECAR_NAME, ModelInfo, with_threshold, write_model_info
+from facenet_cli.use.verify import cross_distances
 
 if TYPE_CHECKING:
     from facenet_cli.evaluate.validate import ValidationReport
@@ -97,7 +98,7 @@ def model_threshold(info: ModelInfo) -> Threshold | None:
     """The threshold recorded in the sidecar, if any."""
     if info.threshold is None or info.threshold_metric is None:
         return None
-    source = "model.json" + (f" ({info.threshold_protocol})" if info.threshold_protocol else "")
+    source = "model.json" + (f": {info.threshold_protocol}" if info.threshold_protocol else "")
     return Threshold(float(info.threshold), int(info.threshold_metric), source)
 
 
@@ -122,23 +123,32 @@ def resolve_threshold(
     return None, wanted if wanted is not None else 0
 
 
-def best_threshold(
+def gallery_threshold(
     embeddings: np.ndarray, labels: np.ndarray, distance_metric: int = 0
 ) -> float | None:
-    """The accuracy-maximising threshold over all pairs of labelled embeddings.
+    """The distance threshold for naming a face by its nearest photo in a gallery.
 
-    Same-person and different-person pairs are weighted equally (there are far more of the
-    latter), as the balanced LFW protocol weights them. None without pairs of both kinds.
+    A pair threshold (``model.json``'s) judges one pair; a gallery of N photos gives a stranger
+    N chances to fall below it, so the open-set threshold is calibrated on the gallery itself,
+    leaving each photo out in turn: its nearest photo of the same person is a genuine match, its
+    nearest photo of anyone else what a stranger would find. The threshold maximises the balanced
+    accuracy of the two (``"same" iff distance < threshold``, on the protocol's grid).
+
+    Returns:
+        The threshold, or None without a person with two photos and a second person.
     """
     labels = np.asarray(labels)
-    n = len(labels)
-    if n < 2:
+    if len(labels) < 3 or len(np.unique(labels)) < 2:
         return None
-    i, j = np.triu_indices(n, 1)
-    same = labels[i] == labels[j]
-    if same.all() or not same.any():
+    d = cross_distances(embeddings, embeddings, distance_metric, symmetric=True)
+    np.fill_diagonal(d, np.inf)
+    same = labels[:, None] == labels[None, :]
+    own = np.where(same, d, np.inf).min(axis=1)
+    other = np.where(~same, d, np.inf).min(axis=1)
+    own = own[np.isfinite(own)]
+    if own.size == 0:
         return None
-    dist = distance(embeddings[i], embeddings[j], distance_metric)
-    tpr, fpr, _ = roc_at(dist, same, ACCURACY_THRESHOLDS)
-    balanced = (tpr + 1.0 - fpr) / 2.0
-    return float(ACCURACY_THRESHOLDS[int(np.argmax(balanced))])
+    dist = np.concatenate([own, other])
+    genuine = np.concatenate([np.ones(own.size, bool), np.zeros(other.size, bool)])
+    tpr, fpr, _ = roc_at(dist, genuine, ACCURACY_THRESHOLDS)
+    return float(ACCURACY_THRESHOLDS[int(np.argmax(tpr + 1.0 - fpr))])

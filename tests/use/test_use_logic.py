@@ -20,7 +20,7 @@ from facenet_cli.use.classifier import (
 )
 from facenet_cli.use.faces import model_alignment, with_alignment
 from facenet_cli.use.store import EmbeddingSet, read_embeddings, write_embeddings
-from facenet_cli.use.threshold import best_threshold, resolve_threshold
+from facenet_cli.use.threshold import gallery_threshold, resolve_threshold
 from facenet_cli.use.verify import distance_matrix, verdicts
 
 INFO = ModelInfo("small", 8, 40, "per_image")
@@ -56,15 +56,17 @@ def test_threshold_resolution_prefers_the_flag_then_the_sidecar() -> None:
     assert flag is not None and (flag.value, flag.source) == (0.7, "--threshold")
 
 
-def test_best_threshold_separates_people() -> None:
+def test_gallery_threshold_separates_own_from_other_people() -> None:
     x, y = clusters(6, 5, 0.1)
-    t = best_threshold(x, y, 0)
+    t = gallery_threshold(x, y, 0)
     assert t is not None
     d = distance_matrix(x, 0)
+    np.fill_diagonal(d, np.inf)
     same = y[:, None] == y[None, :]
-    off = ~np.eye(len(y), dtype=bool)
-    assert np.mean(verdicts(d, t)[off] == same[off]) > 0.95
-    assert best_threshold(x[:5], y[:5], 0) is None  # one person: no different pairs
+    assert np.all(np.where(same, d, np.inf).min(1) < t)  # every photo finds its own person
+    assert np.all(np.where(~same, d, np.inf).min(1) >= t)  # and nobody else
+    assert gallery_threshold(x[:5], y[:5], 0) is None  # one person: nobody else to reject
+    assert gallery_threshold(x[::5], y[::5], 0) is None  # one photo each: no genuine match
 
 
 def test_sidecar_keeps_threshold_and_alignment_and_old_files_still_load(tmp_path: Path) -> None:
@@ -102,7 +104,7 @@ def test_classifier_round_trip_names_known_and_rejects_strangers(tmp_path: Path)
     known = y < 5
     clf = fit_classifier(
         x[known], y[known], [f"p{i}" for i in range(8)],
-        distance_threshold=best_threshold(x[known], y[known], 0), distance_metric=0,
+        distance_threshold=gallery_threshold(x[known], y[known], 0), distance_metric=0,
         min_probability=0.0,
     )  # fmt: skip
     reference = LogisticRegression(C=100.0, max_iter=2000, random_state=666).fit(x[known], y[known])
