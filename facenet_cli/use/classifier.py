@@ -4,11 +4,11 @@ The original trains ``SVC(kernel="linear", probability=True)``. Here a multinomi
 regression (scikit-learn) gives the probabilities: its whole state is a weight matrix and a bias,
 so it is saved as arrays and rebuilt exactly, where an SVC's Platt-scaled pairwise probabilities
 live in libsvm internals that only pickle restores. It also names better: on the demo's 30
-held-out identities (5 training photos each) the most probable class is right for 0.973 of the
-other photos, against 0.826 for the SVC's probabilities (whose Platt scaling is fitted by an
-internal cross-validation that few photos per person starve; scikit-learn 1.9 deprecates it) and
-0.946 for the nearest photo. A prediction is "unknown" when its
-probability is below ``min_probability`` or when the photo is at least the distance threshold
+held-out identities (5 training photos each, the 300-step demo model) the most probable class is
+right for 0.973 of the other photos, against 0.826 for the SVC's probabilities (whose Platt
+scaling is fitted by an internal cross-validation that few photos per person starve;
+scikit-learn 1.9 deprecates it) and 0.946 for the nearest photo. A prediction is "unknown" when
+its probability is below ``min_probability`` or when the photo is at least the distance threshold
 away from every training photo of the predicted person: with a closed set of names the most
 probable one is always somebody, and only the distance says whether it is that person at all.
 """

@@ -158,7 +158,7 @@ def _open_set_threshold(
         return config.threshold, metric, "--threshold"
     fitted = gallery_threshold(data.embeddings[train], data.labels[train], metric)
     if fitted is not None:
-        return fitted, metric, "calibrated on the training photos (leave-one-out)"
+        return fitted, metric, "calibrated on the training photos, leave-one-out"
     if recorded is not None:
         return recorded.value, recorded.metric, recorded.source
     return None, metric, "none (one photo per person and no threshold in model.json)"
@@ -254,12 +254,15 @@ def run_classify_predict(config: ClassifyPredictConfig) -> dict[str, Any]:
     from rich.table import Table
 
     _print_skipped({paths[k]: r for k, r in skipped.items()})
-    table = Table(title=f"{len(rows)} face(s), {len(clf.class_names)} known people")
+    known = len(clf.class_names)
+    table = Table(title=f"{config.images}: {len(rows)} face(s), {known} known people")
     for name in ("image", "name", "probability", "distance"):
         table.add_column(name, justify="left" if name in ("image", "name") else "right")
+    root = Path(config.images) if Path(config.images).is_dir() else Path(config.images).parent
     for row in rows:
         name = row["name"] if row["name"] != UNKNOWN else f"[dim]unknown ({row['nearest']}?)[/]"
-        table.add_row(row["image"], name, f"{row['probability']:.3f}", f"{row['distance']:.3f}")
+        shown = Path(row["image"]).relative_to(root).as_posix()  # the folder is in the title
+        table.add_row(shown, name, f"{row['probability']:.3f}", f"{row['distance']:.3f}")
     out = Console(highlight=False)
     out.print(table)
     summary = report.get("summary")
