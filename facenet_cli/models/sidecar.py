@@ -105,8 +105,12 @@ def write_model_info(path: Path, info: ModelInfo) -> Path:
     data = {k: v for k, v in asdict(info).items() if v is not None}
     # Written beside and renamed: a sidecar rewritten with a new threshold is never half there.
     tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, target)
+    try:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, target)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
     return target
 
 
