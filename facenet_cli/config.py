@@ -170,3 +170,55 @@ def to_toml_dict(config: Any) -> dict[str, Any]:
             value = list(value)
         out[key] = value
     return out
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    model: Path
+    images: tuple[Path, ...]
+    all_faces: bool = False
+    threshold: float | None = None  # None = the model's recorded threshold
+    distance_metric: int | None = None  # None = the recorded threshold's metric, else 0
+    json: bool = False
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    model: Path
+    data_dir: Path
+    out: Path
+    align: bool = False
+    batch_size: int = 100
+    json: bool = False
+
+
+@dataclass(frozen=True)
+class ClassifyTrainConfig:
+    model: Path
+    data_dir: Path
+    out: Path
+    align: bool = False
+    use_split_dataset: bool = False
+    min_nrof_images_per_class: int = 20
+    nrof_train_images_per_class: int = 10
+    seed: int = 666
+    min_probability: float = 0.0
+    threshold: float | None = None  # None = the model's recorded threshold, else fitted
+    batch_size: int = 100
+    json: bool = False
+
+
+@dataclass(frozen=True)
+class ClassifyPredictConfig:
+    model: Path
+    classifier: Path
+    images: Path
+    align: bool = False
+    use_split_dataset: bool = False
+    min_nrof_images_per_class: int = 20
+    nrof_train_images_per_class: int = 10
+    seed: int = 666
+    min_probability: float | None = None  # None = the classifier's own
+    threshold: float | None = None  # None = the classifier's own
+    batch_size: int = 100
+    json: bool = False

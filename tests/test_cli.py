@@ -16,7 +16,18 @@ from facenet_cli.cli import app, normalize_option_names
 runner = CliRunner()
 
 
-COMMANDS = ["align", "train", "validate", "pairs", "export", "board", "demo"]
+COMMANDS = [
+    "align",
+    "train",
+    "validate",
+    "pairs",
+    "export",
+    "board",
+    "demo",
+    "compare",
+    "embed",
+    "classify",
+]
 
 
 def _section_rows(output: str, title: str) -> list[str]:
@@ -89,8 +100,8 @@ def test_help_does_not_import_tensorflow_and_is_fast() -> None:
 
 
 def test_every_command_help_works() -> None:
-    for name in COMMANDS:
-        result = runner.invoke(app, [name, "--help"])
+    for name in [*COMMANDS, "classify train", "classify predict"]:
+        result = runner.invoke(app, [*name.split(), "--help"])
         assert result.exit_code == 0, (name, result.output)
 
 

@@ -411,6 +411,11 @@ def run_validate(config: ValidateConfig) -> ValidationReport:
         )
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    if not notes:  # a threshold measured with overridden preprocessing is not the model's
+        from facenet_cli.use.threshold import record_threshold, sidecar_of
+
+        record_threshold(sidecar_of(model), model.info, report,
+                         subtract_mean=config.subtract_mean, image_size=crop)  # fmt: skip
 
     if config.roc is not None:
         _write_roc(config.roc, report, model_path)

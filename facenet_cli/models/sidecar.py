@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+import os
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,15 @@ class ModelInfo:
         color_order: channel order the model was trained on, ``RGB`` or ``BGR``.
         keep_probability: dropout keep probability the model was built with.
         weight_decay: L2 weight decay the model was built with.
+        align_image_size: side of the aligned crops the model was trained on (the crops are
+            centre-cropped to ``image_size``); None when not recorded.
+        align_margin: margin of those crops in original pixels; None when not recorded.
+        align_mode: ``crop`` or ``similarity`` alignment; None when not recorded.
+        threshold: the accuracy-maximising distance threshold of the last verification run
+            (mean over its folds); None when the model was never evaluated.
+        threshold_metric: the distance metric ``threshold`` belongs to (0 squared Euclidean,
+            1 angular).
+        threshold_protocol: what ``threshold`` was measured on (folds, pairs, accuracy).
     """
 
     model_def: str
@@ -36,6 +46,12 @@ class ModelInfo:
     color_order: str = "RGB"
     keep_probability: float = 1.0
     weight_decay: float = 0.0
+    align_image_size: int | None = None
+    align_margin: int | None = None
+    align_mode: str | None = None
+    threshold: float | None = None
+    threshold_metric: int | None = None
+    threshold_protocol: str | None = None
 
     def __post_init__(self) -> None:
         if self.standardization not in STANDARDIZATIONS:
@@ -46,6 +62,8 @@ class ModelInfo:
             raise ValueError(f"color_order must be one of {COLOR_ORDERS}, not {self.color_order!r}")
         if self.embedding_size < 1 or self.image_size < 1:
             raise ValueError("embedding_size and image_size must be positive")
+        if self.threshold is not None and self.threshold_metric not in (0, 1):
+            raise ValueError("a threshold needs its threshold_metric, 0 or 1")
 
     def build_kwargs(self) -> dict[str, Any]:
         """Keyword arguments that rebuild the architecture with ``create_model``."""
@@ -55,6 +73,18 @@ class ModelInfo:
             "keep_probability": self.keep_probability,
             "weight_decay": self.weight_decay,
         }
+
+
+def with_threshold(
+    info: ModelInfo, threshold: float, distance_metric: int, protocol: str
+) -> ModelInfo:
+    """``info`` with a verification threshold and the metric and protocol it belongs to."""
+    return replace(
+        info,
+        threshold=round(float(threshold), 6),  # the grid's value, without float noise
+        threshold_metric=int(distance_metric),
+        threshold_protocol=protocol,
+    )
 
 
 def sidecar_path(path: Path) -> Path:
@@ -71,7 +101,16 @@ def write_model_info(path: Path, info: ModelInfo) -> Path:
     """
     target = sidecar_path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(asdict(info), indent=2) + "\n")
+    # Fields not recorded are left out, so older readers see the file they know.
+    data = {k: v for k, v in asdict(info).items() if v is not None}
+    # Written beside and renamed: a sidecar rewritten with a new threshold is never half there.
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, target)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
     return target
 
 

@@ -70,6 +70,7 @@ class Trainer:
         from facenet_cli.train import distribute
         from facenet_cli.train.graph import TrainingGraph, configure_devices
         from facenet_cli.train.summaries import Summaries
+        from facenet_cli.use.faces import with_alignment
 
         assert config.max_nrof_epochs is not None and config.strategy is not None, (
             "resolve_config fills these in"
@@ -101,7 +102,7 @@ class Trainer:
                 f"{config.batch_size // self.nrof_replicas} images per replica"
             )
         keras.utils.set_random_seed(config.seed)
-        self.info = model_info(config)
+        self.info = with_alignment(model_info(config), config.data_dir)
         self.graph = TrainingGraph(config, self.info, self.strategy)
         dirs = ckpt.open_run_dirs(config, self.task, self.info)
         self.run_name, self.log_dir, self.model_dir = dirs.name, dirs.log_dir, dirs.model_dir
@@ -437,6 +438,7 @@ class Trainer:
         from facenet_cli.evaluate.validate import evaluate_on_pairs
         from facenet_cli.models.loading import embedding_fn
         from facenet_cli.train.summaries import report_metrics
+        from facenet_cli.use.threshold import record_threshold
 
         if self.eval_embed is None:
             self.eval_embed = embedding_fn(self.graph.ema_model, self.info,
@@ -454,6 +456,8 @@ class Trainer:
             nrof_folds=config.lfw_nrof_folds,
         )
         elapsed = time.perf_counter() - start
+        self.info = record_threshold(self.model_dir, self.info, report,
+                                     subtract_mean=config.lfw_subtract_mean)  # fmt: skip
         metrics = report_metrics(report)
         metrics[events.TIME_LFW] = elapsed
         self.summaries.scalars(metrics, self.step)

@@ -1,0 +1,154 @@
+"""The verification threshold: recorded in ``model.json`` by evaluation, chosen, resolved.
+
+Evaluation (``facenet validate`` and the training run's LFW evaluation) stores the
+accuracy-maximising threshold of its folds, with the distance metric and protocol it belongs to,
+in the model's sidecar; ``compare`` and ``classify`` read it back. Pure apart from the sidecar
+write in :func:`record_threshold`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from facenet_cli.evaluate.metrics import ACCURACY_THRESHOLDS, metric_id, roc_at
+from facenet_cli.models.sidecar import SIDECAR_NAME, ModelInfo, with_threshold, write_model_info
+from facenet_cli.use.verify import cross_distances
+
+if TYPE_CHECKING:
+    from facenet_cli.evaluate.validate import ValidationReport
+    from facenet_cli.models.loading import EmbeddingModel
+
+METRIC_NAMES = {0: "squared euclidean", 1: "angular"}
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A distance threshold: pairs strictly below it are the same person.
+
+    Attributes:
+        value: the threshold.
+        metric: 0 (squared Euclidean) or 1 (angular).
+        source: where it comes from (``--threshold``, ``model.json (...)``, ``training pairs``).
+    """
+
+    value: float
+    metric: int
+    source: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {"value": self.value, "metric": METRIC_NAMES[self.metric], "source": self.source}
+
+
+def protocol_text(report: ValidationReport) -> str:
+    """One line naming what a threshold was measured on."""
+    r = report.result
+    where = report.pairs_path.name if report.pairs_path is not None else str(report.lfw_dir)
+    return (
+        f"{r.nrof_folds}-fold verification on {r.nrof_pairs} pairs of {where}, "
+        f"accuracy {r.accuracy_mean:.3f}"
+    )
+
+
+def sidecar_of(model: EmbeddingModel) -> Path | None:
+    """The ``model.json`` a loaded model was read with (None when it has none on disk)."""
+    source = Path(model.source)
+    if model.kind == "keras":
+        candidates = [source.with_suffix(".json"), source.parent / SIDECAR_NAME]
+    elif model.kind == "saved_model":
+        candidates = [source / SIDECAR_NAME, source.parent / SIDECAR_NAME]
+    else:
+        candidates = [source.parent / SIDECAR_NAME]
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def record_threshold(
+    sidecar: Path | None,
+    info: ModelInfo,
+    report: ValidationReport,
+    *,
+    subtract_mean: bool = False,
+    image_size: int | None = None,
+) -> ModelInfo:
+    """Store the report's accuracy-maximising threshold in the sidecar; return the new info.
+
+    A threshold measured on flipped-and-concatenated embeddings, mean-subtracted embeddings or
+    another crop size does not apply to a single plain embedding, so such a report is not
+    recorded (``info`` comes back unchanged). A sidecar that cannot be written is left as it is:
+    the threshold is an aid, and the evaluation's own results are already out.
+    """
+    crop = image_size if image_size is not None else info.image_size
+    if report.use_flipped_images or subtract_mean or crop != info.image_size:
+        return info
+    updated = with_threshold(
+        info, report.result.threshold, report.result.distance_metric, protocol_text(report)
+    )
+    if sidecar is not None:
+        try:
+            write_model_info(sidecar, updated)
+        except OSError:
+            return info
+    return updated
+
+
+def model_threshold(info: ModelInfo) -> Threshold | None:
+    """The threshold recorded in the sidecar, if any."""
+    if info.threshold is None or info.threshold_metric is None:
+        return None
+    source = "model.json" + (f": {info.threshold_protocol}" if info.threshold_protocol else "")
+    return Threshold(float(info.threshold), int(info.threshold_metric), source)
+
+
+def resolve_threshold(
+    info: ModelInfo, override: float | None, metric: int | str | None
+) -> tuple[Threshold | None, int]:
+    """The threshold to judge pairs with and the metric to measure distances in.
+
+    ``--threshold`` wins; otherwise the sidecar's, in its own metric unless another metric is
+    asked for (a threshold of one metric means nothing in the other).
+
+    Returns:
+        ``(threshold or None, metric)``.
+    """
+    recorded = model_threshold(info)
+    wanted = metric_id(metric) if metric is not None else None
+    if override is not None:
+        chosen = wanted if wanted is not None else (recorded.metric if recorded else 0)
+        return Threshold(float(override), chosen, "--threshold"), chosen
+    if recorded is not None and (wanted is None or wanted == recorded.metric):
+        return recorded, recorded.metric
+    return None, wanted if wanted is not None else 0
+
+
+def gallery_threshold(
+    embeddings: np.ndarray, labels: np.ndarray, distance_metric: int = 0
+) -> float | None:
+    """The distance threshold for naming a face by its nearest photo in a gallery.
+
+    A pair threshold (``model.json``'s) judges one pair; a gallery of N photos gives a stranger
+    N chances to fall below it, so the open-set threshold is calibrated on the gallery itself,
+    leaving each photo out in turn: its nearest photo of the same person is a genuine match, its
+    nearest photo of anyone else what a stranger would find. The threshold maximises the balanced
+    accuracy of the two (``"same" iff distance < threshold``, on the protocol's grid).
+
+    Returns:
+        The threshold, or None without a person with two photos and a second person.
+    """
+    labels = np.asarray(labels)
+    if len(labels) < 3 or len(np.unique(labels)) < 2:
+        return None
+    d = cross_distances(embeddings, embeddings, distance_metric, symmetric=True)
+    np.fill_diagonal(d, np.inf)
+    same = labels[:, None] == labels[None, :]
+    own = np.where(same, d, np.inf).min(axis=1)
+    other = np.where(~same, d, np.inf).min(axis=1)
+    own = own[np.isfinite(own)]
+    if own.size == 0:
+        return None
+    dist = np.concatenate([own, other])
+    genuine = np.concatenate([np.ones(own.size, bool), np.zeros(other.size, bool)])
+    tpr, fpr, _ = roc_at(dist, genuine, ACCURACY_THRESHOLDS)
+    return float(ACCURACY_THRESHOLDS[int(np.argmax(tpr + 1.0 - fpr))])

@@ -1,0 +1,160 @@
+"""The pure parts of using a model: distances, thresholds, the split, the classifier file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facenet_cli.errors import InputError
+from facenet_cli.evaluate.metrics import distance
+from facenet_cli.models.sidecar import ModelInfo, read_model_info, with_threshold, write_model_info
+from facenet_cli.use.classifier import (
+    UNKNOWN,
+    fit_classifier,
+    load_classifier,
+    save_classifier,
+    split_dataset,
+)
+from facenet_cli.use.faces import model_alignment, with_alignment
+from facenet_cli.use.store import EmbeddingSet, read_embeddings, write_embeddings
+from facenet_cli.use.threshold import gallery_threshold, resolve_threshold
+from facenet_cli.use.verify import distance_matrix, verdicts
+
+INFO = ModelInfo("small", 8, 40, "per_image")
+
+
+def clusters(n_people: int, per_person: int, spread: float, seed: int = 0):
+    """Unit vectors around one random centre per person."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_people, 16))
+    x = np.repeat(centres, per_person, axis=0) + rng.normal(0, spread, (n_people * per_person, 16))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x.astype(np.float32), np.repeat(np.arange(n_people), per_person)
+
+
+@pytest.mark.parametrize("metric", [0, 1])
+def test_distance_matrix_equals_the_protocols_row_distance(metric: int) -> None:
+    x, _ = clusters(3, 3, 0.3)
+    d = distance_matrix(x, metric)
+    i, j = np.triu_indices(len(x), 1)
+    np.testing.assert_allclose(d[i, j], distance(x[i], x[j], metric), atol=1e-5)
+    assert np.allclose(d, d.T) and np.all(np.diag(d) == 0)
+    assert verdicts(np.array([0.5, 1.0]), 1.0).tolist() == [True, False]  # strictly below
+
+
+def test_threshold_resolution_prefers_the_flag_then_the_sidecar() -> None:
+    assert resolve_threshold(INFO, None, None) == (None, 0)
+    recorded = with_threshold(INFO, 1.1, 0, "10-fold")
+    chosen, metric = resolve_threshold(recorded, None, None)
+    assert chosen is not None and chosen.value == 1.1 and metric == 0
+    assert "10-fold" in chosen.source
+    assert resolve_threshold(recorded, None, 1) == (None, 1)  # other metric: no verdicts
+    flag, _ = resolve_threshold(recorded, 0.7, None)
+    assert flag is not None and (flag.value, flag.source) == (0.7, "--threshold")
+
+
+def test_gallery_threshold_separates_own_from_other_people() -> None:
+    x, y = clusters(6, 5, 0.1)
+    t = gallery_threshold(x, y, 0)
+    assert t is not None
+    d = distance_matrix(x, 0)
+    np.fill_diagonal(d, np.inf)
+    same = y[:, None] == y[None, :]
+    assert np.all(np.where(same, d, np.inf).min(1) < t)  # every photo finds its own person
+    assert np.all(np.where(~same, d, np.inf).min(1) >= t)  # and nobody else
+    assert gallery_threshold(x[:5], y[:5], 0) is None  # one person: nobody else to reject
+    assert gallery_threshold(x[::5], y[::5], 0) is None  # one photo each: no genuine match
+
+
+def test_sidecar_keeps_threshold_and_alignment_and_old_files_still_load(tmp_path: Path) -> None:
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps({"model_def": "small", "embedding_size": 8, "image_size": 40,
+                                "standardization": "per_image"}))  # fmt: skip
+    old = read_model_info(path)
+    assert old.threshold is None and old.align_margin is None
+    journal = tmp_path / "aligned" / ".align-journal.jsonl"
+    journal.parent.mkdir()
+    journal.write_text(json.dumps({"settings": {"image_size": 48, "margin": 6, "mode": "crop"}}))
+    info = with_threshold(with_alignment(old, journal.parent), 0.9, 1, "2-fold on x")
+    write_model_info(path, info)
+    assert read_model_info(path) == info
+    assert model_alignment(info).margin == 6 and model_alignment(info).image_size == 48
+    assert model_alignment(old).source == "default"
+    with pytest.raises(InputError, match="threshold_metric"):
+        path.write_text(json.dumps({**json.loads(path.read_text()), "threshold_metric": None}))
+        read_model_info(path)
+
+
+def test_split_dataset_keeps_per_person_counts() -> None:
+    labels = np.array([0] * 6 + [1] * 3 + [2] * 8)
+    split = split_dataset(labels, min_nrof_images_per_class=4, nrof_train_images_per_class=2)
+    assert split.nrof_classes_dropped == 1
+    assert np.bincount(labels[split.train], minlength=3).tolist() == [2, 0, 2]
+    assert np.bincount(labels[split.test], minlength=3).tolist() == [4, 0, 6]
+    assert not set(split.train) & set(split.test)
+
+
+def test_classifier_round_trip_names_known_and_rejects_strangers(tmp_path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = clusters(8, 6, 0.15)
+    known = y < 5
+    clf = fit_classifier(
+        x[known], y[known], [f"p{i}" for i in range(8)],
+        distance_threshold=gallery_threshold(x[known], y[known], 0), distance_metric=0,
+        min_probability=0.0,
+    )  # fmt: skip
+    reference = LogisticRegression(C=100.0, max_iter=2000, random_state=666).fit(x[known], y[known])
+    np.testing.assert_allclose(clf.probabilities(x), reference.predict_proba(x), atol=1e-6)
+    loaded = load_classifier(save_classifier(tmp_path / "clf.npz", clf))
+    assert loaded.class_names == ("p0", "p1", "p2", "p3", "p4")
+    # Other photos of the same eight people (the same centres, new noise).
+    fresh = clusters(8, 10, 0.15)[0][[k * 10 + 7 for k in range(8)]]
+    names = [p.name for p in loaded.predict(fresh)]
+    assert names[:5] == ["p0", "p1", "p2", "p3", "p4"]
+    assert names[5:] == [UNKNOWN] * 3
+
+
+def test_two_people_and_probability_rule(tmp_path: Path) -> None:
+    x, y = clusters(2, 5, 0.1)
+    clf = fit_classifier(x, y, ["a", "b"], distance_threshold=None, distance_metric=0,
+                         min_probability=0.999999)  # fmt: skip
+    loaded = load_classifier(save_classifier(tmp_path / "c.npz", clf))
+    assert loaded.coef.shape[0] == 1
+    preds = loaded.predict(x)
+    assert all(p.nearest == ["a", "b"][int(t)] for p, t in zip(preds, y, strict=True))
+    assert any(p.name == UNKNOWN and "probability" in (p.reason or "") for p in preds)
+
+
+@pytest.mark.parametrize("make", ["text", "truncated", "foreign_npz", "embeddings_file"])
+def test_damaged_or_foreign_classifier_is_one_line(tmp_path: Path, make: str) -> None:
+    path = tmp_path / "clf.npz"
+    x, y = clusters(3, 3, 0.1)
+    if make == "text":
+        path.write_text("hello")
+    elif make == "truncated":
+        clf = fit_classifier(x, y, ["a", "b", "c"], distance_threshold=1.0, distance_metric=0,
+                             min_probability=0.0)  # fmt: skip
+        data = save_classifier(path, clf).read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif make == "foreign_npz":
+        np.savez(path, weights=np.zeros(3))
+    else:
+        write_embeddings(path, EmbeddingSet(x, np.array(["a"] * 9), y, np.array(["a", "b", "c"]),
+                                            np.array(["1:1"] * 9)))  # fmt: skip
+    with pytest.raises(InputError) as info:
+        load_classifier(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_embeddings_file_round_trip(tmp_path: Path) -> None:
+    x, y = clusters(2, 2, 0.1)
+    data = EmbeddingSet(x, np.array(["a/1.png", "a/2.png", "b/1.png", "b/2.png"]), y,
+                        np.array(["a", "b"]), np.array(["1:2"] * 4), {"k": 1})  # fmt: skip
+    back = read_embeddings(write_embeddings(tmp_path / "e.npz", data))
+    np.testing.assert_array_equal(back.embeddings, x)
+    assert back.paths.tolist() == data.paths.tolist() and back.meta["k"] == 1
+    assert not list(tmp_path.glob(".*tmp*"))  # the temporary file was renamed
