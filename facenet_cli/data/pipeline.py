@@ -2,6 +2,7 @@
 
 Training uses random crop / flip when asked; validation uses the original's centre crop (or
 pad) to ``image_size``. Decoding runs in parallel and keeps the input order unless shuffling.
+Every file the dataset listing counts as an image decodes (``decode_image``'s fallback).
 """
 
 from __future__ import annotations
@@ -40,23 +41,67 @@ def _is_decodable(contents: tf.Tensor) -> tf.Tensor:
     return tf.logical_or(ok, webp)
 
 
-def decode_image(path: tf.Tensor) -> tf.Tensor:
+# Marks the error of a file that neither TensorFlow nor the fallback decoder reads; the path and
+# the reason follow it, each ended by "|".
+_UNDECODABLE = "undecodable image file:"
+_UNDECODABLE_DETAIL = re.compile(re.escape(_UNDECODABLE) + r" (?P<path>[^|]*)\|(?P<reason>[^|]*)\|")
+
+
+# Names TensorFlow's own decoder reads (lower case); other files need the fallback decoder.
+TF_NATIVE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp"})
+_TF_NATIVE_NAME = r"(?i).*\.(jpe?g|png|gif|bmp|webp)"
+
+
+def needs_fallback(paths: Sequence[str | os.PathLike[str]]) -> bool:
+    """Whether any path is not named like a format TensorFlow's decoder reads (no I/O)."""
+    return any(os.path.splitext(os.fspath(p))[1].lower() not in TF_NATIVE_EXTENSIONS for p in paths)
+
+
+def _decode_other(contents: np.ndarray, path: np.ndarray) -> np.ndarray:
+    """OpenCV / Pillow decoding for the formats TensorFlow lacks (runs as a numpy function)."""
+    from facenet_cli.data.images import DecodeError, decode_bytes
+
+    try:
+        return decode_bytes(bytes(contents))
+    except DecodeError as exc:
+        name = path.decode("utf-8", "replace") if isinstance(path, bytes) else str(path)
+        raise ValueError(f"{_UNDECODABLE} {name}|{exc}|") from None
+
+
+def decode_image(path: tf.Tensor, *, fallback: bool = False) -> tf.Tensor:
     """Read and decode one image file to uint8 RGB.
 
-    JPEG, PNG, BMP, WebP and the first frame of a GIF are read; grey images become 3 identical
-    channels and an alpha channel is dropped (as the original aligner does).
+    TensorFlow's decoder reads JPEG, PNG (8/16 bit, palette), GIF, BMP and WebP. With
+    ``fallback``, a file named otherwise (Netpbm, TIFF, no extension, ...) is decoded by
+    ``images.decode_bytes`` (OpenCV, then Pillow) instead, so every file that the dataset
+    listing counts as an image decodes here too. The fallback is off unless a dataset needs it
+    (``needs_fallback``): a Python function anywhere in a ``tf.data`` map function slows every
+    element 2-3x even when it never runs (``benchmarks/bench_images.py``), and TensorFlow's own
+    decoder is the faster one for the common formats. Grey images become 3 identical channels
+    and an alpha channel is dropped (as the original aligner does).
 
     Args:
         path: a scalar string tensor.
+        fallback: route files not named like a TensorFlow format to the fallback decoder.
 
     Returns:
         A ``uint8`` tensor of shape ``(H, W, 3)``.
     """
     contents = tf.io.read_file(path)
-    # Fail with the file's name (decode_image's own error does not name it).
-    check = tf.debugging.Assert(_is_decodable(contents), [_UNREADABLE, path], summarize=1)
-    with tf.control_dependencies([check]):
-        image = tf.io.decode_image(contents, channels=3, dtype=tf.uint8, expand_animations=False)
+
+    def native() -> tf.Tensor:
+        return tf.io.decode_image(contents, channels=3, dtype=tf.uint8, expand_animations=False)
+
+    def other() -> tf.Tensor:
+        return tf.numpy_function(_decode_other, [contents, path], tf.uint8, stateful=False)
+
+    if fallback:
+        image = tf.cond(tf.strings.regex_full_match(path, _TF_NATIVE_NAME), native, other)
+    else:
+        # Name the file in the error (decode_image's own error does not).
+        check = tf.debugging.Assert(_is_decodable(contents), [_UNREADABLE, path], summarize=1)
+        with tf.control_dependencies([check]):
+            image = native()
     image.set_shape([None, None, 3])
     return image
 
@@ -133,6 +178,7 @@ def image_dataset(
         raise ValueError(
             f"unknown standardization {standardization!r}; expected one of {STANDARDIZATION_MODES}"
         )
+    fallback = needs_fallback(paths)
     path_strings = tf.constant([os.fspath(p) for p in paths], dtype=tf.string)
     ds = tf.data.Dataset.from_tensor_slices(path_strings)
     if labels is not None:
@@ -149,7 +195,7 @@ def image_dataset(
         ds = tf.data.Dataset.zip((ds, seeds))
 
     def load(path: tf.Tensor, element_seed: tf.Tensor | None) -> tf.Tensor:
-        image = decode_image(path)
+        image = decode_image(path, fallback=fallback)
         crop_seed = flip_seed = None
         if element_seed is not None:
             crop_seed, flip_seed = tf.unstack(
@@ -182,14 +228,24 @@ def image_dataset(
 _QUOTED_PATH = re.compile(r"^[^\]]*\]\s*\[b?['\"]?(?P<path>[^\]]+?)['\"]?\]")
 
 
+def _reason_of(path: Path) -> str:
+    """Why a file TensorFlow refused is no image (or that only the fallback decoder reads it)."""
+    from facenet_cli.data.images import DecodeError, read_image
+
+    try:
+        read_image(path)
+    except DecodeError as exc:
+        return str(exc)
+    return "a format TensorFlow does not decode; name it by its format's extension"
+
+
 def _first_unreadable(paths: Sequence[str | os.PathLike[str]]) -> Path | None:
-    from PIL import Image
+    from facenet_cli.data.images import DecodeError, read_image
 
     for p in paths:
         try:
-            with Image.open(p) as im:
-                im.load()
-        except Exception:
+            read_image(p)
+        except DecodeError:
             return Path(p)
     return None
 
@@ -203,22 +259,25 @@ def image_errors(paths: Sequence[str | os.PathLike[str]] = ()) -> Iterator[None]
         with image_errors(paths):
             for batch in dataset: ...
 
-    A missing file or a file that is no image is named directly; for a corrupt body the
-    ``paths`` are checked with Pillow to name the first unreadable one.
+    A missing file or a file that is no image is named directly, with the reason; for a corrupt
+    body TensorFlow's decoder reports without a name, so the ``paths`` are checked to name the
+    first unreadable one.
     """
     try:
         yield
     except tf.errors.NotFoundError as exc:
         first = _clean(exc.message)
         raise InputError(f"{first.split(';')[0]}: image file not found") from None
-    except tf.errors.InvalidArgumentError as exc:
+    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as exc:
         message = str(exc.message)
+        detail = _UNDECODABLE_DETAIL.search(message)
+        if detail is not None:
+            raise InputError(f"{detail['path']}: unreadable image ({detail['reason']})") from None
         if _UNREADABLE in message:
             match = _QUOTED_PATH.search(message[message.index(_UNREADABLE) :])
             where = match["path"] if match else "an input file"
-            raise InputError(
-                f"{where}: unreadable image (not a JPEG, PNG, GIF, BMP or WebP file)"
-            ) from None
+            reason = _reason_of(Path(where)) if match else "not a JPEG, PNG, GIF, BMP or WebP file"
+            raise InputError(f"{where}: unreadable image ({reason})") from None
         bad = _first_unreadable(paths)
         first = _clean(message)[:120]
         if bad is not None:
