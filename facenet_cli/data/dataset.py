@@ -143,3 +143,14 @@ def non_image_warning(dataset: Sequence[ImageClass]) -> str | None:
         f"{len(others)} file(s) in the class folders are not images and were skipped "
         f"(first: {others[0]})"
     )
+
+
+def non_image_note(root: Path) -> str | None:
+    """``non_image_warning`` for the class folders of one image folder (None when it has none).
+
+    For commands that do not list a dataset themselves (``validate`` reads a pairs file).
+    """
+    try:
+        return non_image_warning(get_dataset(root))
+    except InputError:
+        return None  # the command reports the folder's problem in its own words

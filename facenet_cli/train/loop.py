@@ -22,7 +22,7 @@ import numpy as np
 
 from facenet_cli import events
 from facenet_cli.config import TrainConfig, default_logs_dir, default_models_dir
-from facenet_cli.data.dataset import ImageClass, get_dataset
+from facenet_cli.data.dataset import ImageClass, get_dataset, non_image_warning
 from facenet_cli.errors import (
     EXIT_INTERRUPTED,
     FacenetError,
@@ -189,6 +189,8 @@ def load_training_classes(config: TrainConfig, reporter: Reporter) -> list[Image
     """
     assert config.data_dir is not None
     classes = get_dataset(config.data_dir)
+    if (note := non_image_warning(classes)) is not None:
+        reporter.warning(note)
     usable = [c for c in classes if len(c) >= 2]
     dropped = len(classes) - len(usable)
     if dropped:
@@ -474,7 +476,7 @@ def find_unreadable(paths: list[str]) -> list[str]:
     bad = []
     for path in dict.fromkeys(paths):
         try:
-            decode_image(tf.constant(path))
+            decode_image(tf.constant(path), fallback=True)
         except (tf.errors.OpError, ValueError):
             bad.append(path)
     return bad
@@ -635,12 +637,14 @@ class Trainer:
         return paths, per_class
 
     def make_feeder(self) -> None:
+        from facenet_cli.data.pipeline import needs_fallback
         from facenet_cli.train.feeder import BatchFeeder
 
         config = self.config
         self.feeder = BatchFeeder(
             config.image_size, random_crop=config.random_crop, random_flip=config.random_flip,
             standardization=standardization(config),
+            fallback=needs_fallback([p for paths in self.class_paths for p in paths]),
         )  # fmt: skip
 
     def embed_round(self, paths: list[str]) -> tuple[np.ndarray, Any] | None:
