@@ -20,27 +20,6 @@ from facenet_cli.errors import InputError
 
 STANDARDIZATION_MODES = ("per_image", "fixed", "none")
 
-# Prefix of the assertion raised for a file that is no image; the path follows it.
-_UNREADABLE = "unreadable image:"
-# Magic numbers of the formats tf.io.decode_image reads.
-_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM")
-
-
-def _is_decodable(contents: tf.Tensor) -> tf.Tensor:
-    # Pad the head so that files shorter than a magic number compare unequal instead of failing.
-    head = tf.strings.substr(
-        tf.strings.join([tf.strings.substr(contents, 0, 12), b"\0" * 12]), 0, 12
-    )
-    ok = tf.constant(False)
-    for magic in _MAGIC:
-        ok = tf.logical_or(ok, tf.equal(tf.strings.substr(head, 0, len(magic)), magic))
-    webp = tf.logical_and(
-        tf.equal(tf.strings.substr(head, 0, 4), b"RIFF"),
-        tf.equal(tf.strings.substr(head, 8, 4), b"WEBP"),
-    )
-    return tf.logical_or(ok, webp)
-
-
 # Marks the error of a file that neither TensorFlow nor the fallback decoder reads; the path and
 # the reason follow it, each ended by "|".
 _UNDECODABLE = "undecodable image file:"
@@ -75,9 +54,9 @@ def decode_image(path: tf.Tensor, *, fallback: bool = False) -> tf.Tensor:
     ``fallback``, a file named otherwise (Netpbm, TIFF, no extension, ...) is decoded by
     ``images.decode_bytes`` (OpenCV, then Pillow) instead, so every file that the dataset
     listing counts as an image decodes here too. The fallback is off unless a dataset needs it
-    (``needs_fallback``): a Python function anywhere in a ``tf.data`` map function slows every
-    element 2-3x even when it never runs (``benchmarks/bench_images.py``), and TensorFlow's own
-    decoder is the faster one for the common formats. Grey images become 3 identical channels
+    (``needs_fallback``): the routing costs every element (1.25x on 250 px JPEGs that never
+    take the fallback), and inside ``tf.data`` TensorFlow's own decoder is the faster one for
+    the common formats (1.97x OpenCV's in a numpy function; ``benchmarks/bench_images.py``). Grey images become 3 identical channels
     and an alpha channel is dropped (as the original aligner does).
 
     Args:
@@ -95,13 +74,12 @@ def decode_image(path: tf.Tensor, *, fallback: bool = False) -> tf.Tensor:
     def other() -> tf.Tensor:
         return tf.numpy_function(_decode_other, [contents, path], tf.uint8, stateful=False)
 
+    # No check of the content before TensorFlow's decoder: any extra op on the file's bytes
+    # (a magic-number assertion) slowed decoding ~1.4-2x; ``image_errors`` names a bad file.
     if fallback:
         image = tf.cond(tf.strings.regex_full_match(path, _TF_NATIVE_NAME), native, other)
     else:
-        # Name the file in the error (decode_image's own error does not).
-        check = tf.debugging.Assert(_is_decodable(contents), [_UNREADABLE, path], summarize=1)
-        with tf.control_dependencies([check]):
-            image = native()
+        image = native()
     image.set_shape([None, None, 3])
     return image
 
@@ -225,28 +203,15 @@ def image_dataset(
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-_QUOTED_PATH = re.compile(r"^[^\]]*\]\s*\[b?['\"]?(?P<path>[^\]]+?)['\"]?\]")
-
-
-def _reason_of(path: Path) -> str:
-    """Why a file TensorFlow refused is no image (or that only the fallback decoder reads it)."""
-    from facenet_cli.data.images import DecodeError, read_image
-
-    try:
-        read_image(path)
-    except DecodeError as exc:
-        return str(exc)
-    return "a format TensorFlow does not decode; name it by its format's extension"
-
-
-def _first_unreadable(paths: Sequence[str | os.PathLike[str]]) -> Path | None:
+def _first_unreadable(paths: Sequence[str | os.PathLike[str]]) -> tuple[Path, str] | None:
+    """The first path that does not decode, and why (TensorFlow's errors do not name files)."""
     from facenet_cli.data.images import DecodeError, read_image
 
     for p in paths:
         try:
             read_image(p)
-        except DecodeError:
-            return Path(p)
+        except DecodeError as exc:
+            return Path(p), str(exc)
     return None
 
 
@@ -259,9 +224,9 @@ def image_errors(paths: Sequence[str | os.PathLike[str]] = ()) -> Iterator[None]
         with image_errors(paths):
             for batch in dataset: ...
 
-    A missing file or a file that is no image is named directly, with the reason; for a corrupt
-    body TensorFlow's decoder reports without a name, so the ``paths`` are checked to name the
-    first unreadable one.
+    A missing file, and a file the fallback decoder refuses, are named directly; TensorFlow's
+    decoder reports without a name, so then the ``paths`` are checked to name the first
+    unreadable one and say why.
     """
     try:
         yield
@@ -273,15 +238,10 @@ def image_errors(paths: Sequence[str | os.PathLike[str]] = ()) -> Iterator[None]
         detail = _UNDECODABLE_DETAIL.search(message)
         if detail is not None:
             raise InputError(f"{detail['path']}: unreadable image ({detail['reason']})") from None
-        if _UNREADABLE in message:
-            match = _QUOTED_PATH.search(message[message.index(_UNREADABLE) :])
-            where = match["path"] if match else "an input file"
-            reason = _reason_of(Path(where)) if match else "not a JPEG, PNG, GIF, BMP or WebP file"
-            raise InputError(f"{where}: unreadable image ({reason})") from None
-        bad = _first_unreadable(paths)
         first = _clean(message)[:120]
+        bad = _first_unreadable(paths)
         if bad is not None:
-            raise InputError(f"{bad}: unreadable image ({first})") from None
+            raise InputError(f"{bad[0]}: unreadable image ({bad[1]})") from None
         raise InputError(f"an image could not be decoded ({first})") from None
 
 

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from facenet_cli.align import geometry as geo
-from facenet_cli.align.imageio import DecodeError, decode
 from facenet_cli.align.coordinator import align_dataset
+from facenet_cli.align.imageio import DecodeError, decode
 from facenet_cli.align.inputs import in_shard, list_inputs, parse_shard
 from facenet_cli.config import AlignConfig
 from facenet_cli.errors import InputError
