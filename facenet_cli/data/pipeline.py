@@ -56,8 +56,9 @@ def decode_image(path: tf.Tensor, *, fallback: bool = False) -> tf.Tensor:
     listing counts as an image decodes here too. The fallback is off unless a dataset needs it
     (``needs_fallback``): the routing costs every element (1.25x on 250 px JPEGs that never
     take the fallback), and inside ``tf.data`` TensorFlow's own decoder is the faster one for
-    the common formats (1.97x OpenCV's in a numpy function; ``benchmarks/bench_images.py``). Grey images become 3 identical channels
-    and an alpha channel is dropped (as the original aligner does).
+    the common formats (1.97x OpenCV's in a numpy function; ``benchmarks/bench_images.py``).
+    Grey images become 3 identical channels and an alpha channel is dropped (as the original
+    aligner does).
 
     Args:
         path: a scalar string tensor.
