@@ -157,3 +157,15 @@ def test_a_folder_of_non_images_says_so(tmp_path: Path) -> None:
     (tmp_path / "a" / "x").write_text("x")
     with pytest.raises(InputError, match=r"no images found in 1 class folders \(1 other files"):
         get_dataset(tmp_path)
+
+
+def test_validate_note_lists_non_images_of_its_folder(tmp_path: Path, face) -> None:
+    from facenet_cli.data.dataset import non_image_note
+
+    (tmp_path / "s1").mkdir()
+    Image.fromarray(face).save(tmp_path / "s1" / "1.pgm")
+    assert non_image_note(tmp_path) is None
+    (tmp_path / "s1" / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0 not a photo")
+    note = non_image_note(tmp_path)
+    assert note is not None and str(tmp_path / "s1" / "Thumbs.db") in note
+    assert non_image_note(tmp_path / "missing") is None  # validate words that error itself
