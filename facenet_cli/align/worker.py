@@ -44,8 +44,8 @@ class ChunkAligner:
         self.tmp_tag = tmp_tag
         self.detector = shared_detector(config.min_face_size, config.thresholds, config.factor)
         self._made_dirs: set[Path] = set()
-        # Crops are resized, encoded and written in a thread (PIL releases the GIL), overlapping
-        # the detection of the next chunk.
+        # Crops are resized, encoded and written in a thread (OpenCV and PIL release the GIL),
+        # overlapping the detection of the next chunk.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="align-write")
 
     def close(self) -> None:
@@ -171,7 +171,7 @@ def _write_crop(
 
 
 def _prefetch(tasks: Iterator[ChunkTask | None], depth: int = 1):  # type: ignore[no-untyped-def]
-    """Decode chunks in a thread, ``depth`` ahead of detection (PIL releases the GIL)."""
+    """Decode chunks in a thread, ``depth`` ahead of detection (OpenCV releases the GIL)."""
     q: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
