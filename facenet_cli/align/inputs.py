@@ -56,7 +56,14 @@ def list_inputs(input_dir: Path, output_dir: Path) -> list[AlignInput]:
         entries = list(os.scandir(input_dir))
     except OSError as exc:
         raise InputError(f"{input_dir}: cannot list directory ({exc.strerror})") from None
-    classes = sorted(e.name for e in entries if e.name[0] != "." and _is_dir(e))
+    # An output folder inside the input folder is not a class (its box and failures files would
+    # otherwise become inputs of the next run).
+    out_real = os.path.realpath(output_dir)
+    classes = sorted(
+        e.name
+        for e in entries
+        if e.name[0] != "." and _is_dir(e) and os.path.realpath(e.path) != out_real
+    )
     if not classes:
         raise InputError(f"{input_dir}: no class sub-folders (expected <root>/<identity>/<image>)")
     out: list[AlignInput] = []

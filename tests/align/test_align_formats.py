@@ -65,3 +65,15 @@ def test_a_text_file_is_counted_and_listed_and_an_extensionless_jpeg_aligned(
     failures = (out / "failures.txt").read_text().splitlines()
     assert failures == [f"{src / 'alice' / 'notes.txt'}\tnot an image (unrecognised format)"]
     assert Image.open(out / "alice" / "DSC0001.png").size == (32, 32)
+
+
+def test_an_output_folder_inside_the_input_folder_is_not_an_input(tmp_path: Path) -> None:
+    from facenet_cli.align.inputs import list_inputs
+
+    src = tmp_path / "photos"
+    (src / "alice").mkdir(parents=True)
+    (src / "alice" / "1.pgm").write_bytes(b"P5\n1 1\n255\n\x80")
+    (src / "aligned").mkdir()
+    (src / "aligned" / "bounding_boxes.txt").write_text("")
+    rels = [i.rel for i in list_inputs(src, src / "aligned")]
+    assert rels == ["alice/1.pgm"]
