@@ -1,4 +1,9 @@
-"""Discovery of class-per-folder datasets (``<root>/<identity>/<image>``)."""
+"""Discovery of class-per-folder datasets (``<root>/<identity>/<image>``).
+
+What counts as an image is decided by ``facenet_cli.data.images.scan_class_folder`` (by content,
+not by a list of extensions); the files of a class folder that are not images are kept on each
+``ImageClass`` so that commands can report them (``non_image_warning``).
+"""
 
 from __future__ import annotations
 
@@ -7,17 +12,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from facenet_cli.data.images import IMAGE_EXTENSIONS, ClassFolder, has_image_name, scan_class_folder
 from facenet_cli.errors import InputError
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
+__all__ = ["IMAGE_EXTENSIONS", "ImageClass", "get_dataset", "list_class_folder", "list_images"]
 
 
 @dataclass(frozen=True)
 class ImageClass:
-    """One identity: its name and its image paths in sorted order."""
+    """One identity: its name, its image paths in sorted order, and its other files."""
 
     name: str
     image_paths: tuple[Path, ...]
+    non_images: tuple[Path, ...] = ()
 
     def __len__(self) -> int:
         return len(self.image_paths)
@@ -35,25 +42,31 @@ def split_roots(spec: str | os.PathLike[str] | Sequence[str | os.PathLike[str]])
 
 
 def is_image_file(path: Path) -> bool:
-    """True for a visible file with a recognised image extension (any case)."""
-    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+    """True for a visible file name with a known image extension (any case); no I/O.
+
+    A name test only: files named otherwise can still be images (see ``list_class_folder``).
+    """
+    return has_image_name(path.name)
+
+
+def list_class_folder(folder: Path) -> ClassFolder:
+    """The images and the non-image files of one class folder (both sorted by name).
+
+    This is the one discovery rule of the project: an image is a file OpenCV or Pillow can
+    decode (Netpbm, TIFF, WebP, extension-less JPEG, ...); see ``images.scan_class_folder``.
+
+    Raises:
+        InputError: the folder cannot be listed.
+    """
+    try:
+        return scan_class_folder(folder)
+    except OSError as exc:
+        raise InputError(f"{folder}: cannot list directory ({exc.strerror})") from None
 
 
 def list_images(folder: Path) -> list[Path]:
     """Image files directly inside ``folder``, sorted by name (deterministic on every OS)."""
-    try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError as exc:
-        raise InputError(f"{folder}: cannot list directory ({exc.strerror})") from None
-    out = []
-    for entry in entries:
-        path = Path(entry.path)
-        try:
-            if is_image_file(path) and entry.is_file():
-                out.append(path)
-        except OSError:
-            continue  # a broken entry: reported by whoever reads the images
-    return out
+    return list(list_class_folder(folder).images)
 
 
 def _is_visible_dir(entry: os.DirEntry[str]) -> bool:
@@ -74,7 +87,8 @@ def get_dataset(
 
     Classes are sorted by name within each root and roots are concatenated in the given order
     (as the original does). Empty class folders (e.g. identities whose alignment found no face)
-    and classes with fewer than ``min_images_per_class`` images are dropped.
+    and classes with fewer than ``min_images_per_class`` images are dropped. Each class keeps
+    its non-image files (``non_image_warning`` words them for the user).
 
     Raises:
         InputError: a root is missing or not a directory, has no sub-folders, or has no images.
@@ -93,9 +107,14 @@ def get_dataset(
             raise InputError(f"{root}: cannot list directory ({exc.strerror})") from None
         if not class_dirs:
             raise InputError(f"{root}: no class sub-folders (expected <root>/<identity>/<image>)")
-        classes = [ImageClass(e.name, tuple(list_images(Path(e.path)))) for e in class_dirs]
+        classes = []
+        for e in class_dirs:
+            listed = list_class_folder(Path(e.path))
+            classes.append(ImageClass(e.name, listed.images, listed.non_images))
         if not any(len(c) for c in classes):
-            raise InputError(f"{root}: no images found in {len(classes)} class folders")
+            others = sum(len(c.non_images) for c in classes)
+            detail = f" ({others} other files, none decodes as an image)" if others else ""
+            raise InputError(f"{root}: no images found in {len(classes)} class folders{detail}")
         dataset.extend(c for c in classes if len(c) >= max(min_images_per_class, 1))
     return dataset
 
@@ -113,3 +132,25 @@ def paths_and_labels(dataset: Sequence[ImageClass]) -> tuple[list[Path], list[in
         paths.extend(cls.image_paths)
         labels.extend([label] * len(cls))
     return paths, labels
+
+
+def non_image_warning(dataset: Sequence[ImageClass]) -> str | None:
+    """One line telling how many files in the class folders are not images (None if none)."""
+    others = [p for c in dataset for p in c.non_images]
+    if not others:
+        return None
+    return (
+        f"{len(others)} file(s) in the class folders are not images and were skipped "
+        f"(first: {others[0]})"
+    )
+
+
+def non_image_note(root: Path) -> str | None:
+    """``non_image_warning`` for the class folders of one image folder (None when it has none).
+
+    For commands that do not list a dataset themselves (``validate`` reads a pairs file).
+    """
+    try:
+        return non_image_warning(get_dataset(root))
+    except InputError:
+        return None  # the command reports the folder's problem in its own words

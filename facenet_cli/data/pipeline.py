@@ -2,6 +2,7 @@
 
 Training uses random crop / flip when asked; validation uses the original's centre crop (or
 pad) to ``image_size``. Decoding runs in parallel and keeps the input order unless shuffling.
+Every file the dataset listing counts as an image decodes (``decode_image``'s fallback).
 """
 
 from __future__ import annotations
@@ -19,44 +20,67 @@ from facenet_cli.errors import InputError
 
 STANDARDIZATION_MODES = ("per_image", "fixed", "none")
 
-# Prefix of the assertion raised for a file that is no image; the path follows it.
-_UNREADABLE = "unreadable image:"
-# Magic numbers of the formats tf.io.decode_image reads.
-_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM")
+# Marks the error of a file that neither TensorFlow nor the fallback decoder reads; the path and
+# the reason follow it, each ended by "|".
+_UNDECODABLE = "undecodable image file:"
+_UNDECODABLE_DETAIL = re.compile(re.escape(_UNDECODABLE) + r" (?P<path>[^|]*)\|(?P<reason>[^|]*)\|")
 
 
-def _is_decodable(contents: tf.Tensor) -> tf.Tensor:
-    # Pad the head so that files shorter than a magic number compare unequal instead of failing.
-    head = tf.strings.substr(
-        tf.strings.join([tf.strings.substr(contents, 0, 12), b"\0" * 12]), 0, 12
-    )
-    ok = tf.constant(False)
-    for magic in _MAGIC:
-        ok = tf.logical_or(ok, tf.equal(tf.strings.substr(head, 0, len(magic)), magic))
-    webp = tf.logical_and(
-        tf.equal(tf.strings.substr(head, 0, 4), b"RIFF"),
-        tf.equal(tf.strings.substr(head, 8, 4), b"WEBP"),
-    )
-    return tf.logical_or(ok, webp)
+# Names TensorFlow's own decoder reads (lower case); other files need the fallback decoder.
+TF_NATIVE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp"})
+_TF_NATIVE_NAME = r"(?i).*\.(jpe?g|png|gif|bmp|webp)"
 
 
-def decode_image(path: tf.Tensor) -> tf.Tensor:
+def needs_fallback(paths: Sequence[str | os.PathLike[str]]) -> bool:
+    """Whether any path is not named like a format TensorFlow's decoder reads (no I/O)."""
+    return any(os.path.splitext(os.fspath(p))[1].lower() not in TF_NATIVE_EXTENSIONS for p in paths)
+
+
+def _decode_other(contents: np.ndarray, path: np.ndarray) -> np.ndarray:
+    """OpenCV / Pillow decoding for the formats TensorFlow lacks (runs as a numpy function)."""
+    from facenet_cli.data.images import DecodeError, decode_bytes
+
+    try:
+        return decode_bytes(bytes(contents))
+    except DecodeError as exc:
+        name = path.decode("utf-8", "replace") if isinstance(path, bytes) else str(path)
+        raise ValueError(f"{_UNDECODABLE} {name}|{exc}|") from None
+
+
+def decode_image(path: tf.Tensor, *, fallback: bool = False) -> tf.Tensor:
     """Read and decode one image file to uint8 RGB.
 
-    JPEG, PNG, BMP, WebP and the first frame of a GIF are read; grey images become 3 identical
-    channels and an alpha channel is dropped (as the original aligner does).
+    TensorFlow's decoder reads JPEG, PNG (8/16 bit, palette), GIF, BMP and WebP. With
+    ``fallback``, a file named otherwise (Netpbm, TIFF, no extension, ...) is decoded by
+    ``images.decode_bytes`` (OpenCV, then Pillow) instead, so every file that the dataset
+    listing counts as an image decodes here too. The fallback is off unless a dataset needs it
+    (``needs_fallback``): the routing costs every element (1.25x on 250 px JPEGs that never
+    take the fallback), and inside ``tf.data`` TensorFlow's own decoder is the faster one for
+    the common formats (1.97x OpenCV's in a numpy function; ``benchmarks/bench_images.py``).
+    Grey images become 3 identical channels and an alpha channel is dropped (as the original
+    aligner does).
 
     Args:
         path: a scalar string tensor.
+        fallback: route files not named like a TensorFlow format to the fallback decoder.
 
     Returns:
         A ``uint8`` tensor of shape ``(H, W, 3)``.
     """
     contents = tf.io.read_file(path)
-    # Fail with the file's name (decode_image's own error does not name it).
-    check = tf.debugging.Assert(_is_decodable(contents), [_UNREADABLE, path], summarize=1)
-    with tf.control_dependencies([check]):
-        image = tf.io.decode_image(contents, channels=3, dtype=tf.uint8, expand_animations=False)
+
+    def native() -> tf.Tensor:
+        return tf.io.decode_image(contents, channels=3, dtype=tf.uint8, expand_animations=False)
+
+    def other() -> tf.Tensor:
+        return tf.numpy_function(_decode_other, [contents, path], tf.uint8, stateful=False)
+
+    # No check of the content before TensorFlow's decoder: any extra op on the file's bytes
+    # (a magic-number assertion) slowed decoding ~1.4-2x; ``image_errors`` names a bad file.
+    if fallback:
+        image = tf.cond(tf.strings.regex_full_match(path, _TF_NATIVE_NAME), native, other)
+    else:
+        image = native()
     image.set_shape([None, None, 3])
     return image
 
@@ -133,6 +157,7 @@ def image_dataset(
         raise ValueError(
             f"unknown standardization {standardization!r}; expected one of {STANDARDIZATION_MODES}"
         )
+    fallback = needs_fallback(paths)
     path_strings = tf.constant([os.fspath(p) for p in paths], dtype=tf.string)
     ds = tf.data.Dataset.from_tensor_slices(path_strings)
     if labels is not None:
@@ -149,7 +174,7 @@ def image_dataset(
         ds = tf.data.Dataset.zip((ds, seeds))
 
     def load(path: tf.Tensor, element_seed: tf.Tensor | None) -> tf.Tensor:
-        image = decode_image(path)
+        image = decode_image(path, fallback=fallback)
         crop_seed = flip_seed = None
         if element_seed is not None:
             crop_seed, flip_seed = tf.unstack(
@@ -179,18 +204,15 @@ def image_dataset(
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-_QUOTED_PATH = re.compile(r"^[^\]]*\]\s*\[b?['\"]?(?P<path>[^\]]+?)['\"]?\]")
-
-
-def _first_unreadable(paths: Sequence[str | os.PathLike[str]]) -> Path | None:
-    from PIL import Image
+def _first_unreadable(paths: Sequence[str | os.PathLike[str]]) -> tuple[Path, str] | None:
+    """The first path that does not decode, and why (TensorFlow's errors do not name files)."""
+    from facenet_cli.data.images import DecodeError, read_image
 
     for p in paths:
         try:
-            with Image.open(p) as im:
-                im.load()
-        except Exception:
-            return Path(p)
+            read_image(p)
+        except DecodeError as exc:
+            return Path(p), str(exc)
     return None
 
 
@@ -203,26 +225,24 @@ def image_errors(paths: Sequence[str | os.PathLike[str]] = ()) -> Iterator[None]
         with image_errors(paths):
             for batch in dataset: ...
 
-    A missing file or a file that is no image is named directly; for a corrupt body the
-    ``paths`` are checked with Pillow to name the first unreadable one.
+    A missing file, and a file the fallback decoder refuses, are named directly; TensorFlow's
+    decoder reports without a name, so then the ``paths`` are checked to name the first
+    unreadable one and say why.
     """
     try:
         yield
     except tf.errors.NotFoundError as exc:
         first = _clean(exc.message)
         raise InputError(f"{first.split(';')[0]}: image file not found") from None
-    except tf.errors.InvalidArgumentError as exc:
+    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as exc:
         message = str(exc.message)
-        if _UNREADABLE in message:
-            match = _QUOTED_PATH.search(message[message.index(_UNREADABLE) :])
-            where = match["path"] if match else "an input file"
-            raise InputError(
-                f"{where}: unreadable image (not a JPEG, PNG, GIF, BMP or WebP file)"
-            ) from None
-        bad = _first_unreadable(paths)
+        detail = _UNDECODABLE_DETAIL.search(message)
+        if detail is not None:
+            raise InputError(f"{detail['path']}: unreadable image ({detail['reason']})") from None
         first = _clean(message)[:120]
+        bad = _first_unreadable(paths)
         if bad is not None:
-            raise InputError(f"{bad}: unreadable image ({first})") from None
+            raise InputError(f"{bad[0]}: unreadable image ({bad[1]})") from None
         raise InputError(f"an image could not be decoded ({first})") from None
 
 

@@ -372,10 +372,13 @@ def run_validate(config: ValidateConfig) -> ValidationReport:
         InputError: a missing folder, model or pairs file, a missing image with ``--strict``,
             or an unreadable image.
     """
+    from facenet_cli.data.dataset import non_image_note
     from facenet_cli.models.loading import load_embedding_model
     from facenet_cli.progress import console, progress_bars
 
     lfw_dir, model_path, pairs_path = _resolve_inputs(config)
+    if (note := non_image_note(lfw_dir)) is not None:
+        console.print(f"[yellow]warning:[/] {note}", highlight=False, soft_wrap=True)
     model = load_embedding_model(model_path)
     embed, crop, notes = _configure(model, config)
     for note in notes:

@@ -26,14 +26,17 @@ class BatchFeeder:
         random_crop: a random crop (images smaller than it padded first), else centre crop/pad.
         random_flip: mirror left-right with probability 1/2.
         standardization: ``per_image``, ``fixed`` or ``none``.
+        fallback: decode files not named like a TensorFlow format with OpenCV/Pillow
+            (``pipeline.needs_fallback``; off, the common formats decode faster).
     """
 
     def __init__(self, image_size: int, *, random_crop: bool, random_flip: bool,
-                 standardization: str) -> None:  # fmt: skip
+                 standardization: str, fallback: bool = False) -> None:  # fmt: skip
         self.image_size = image_size
         self.random_crop = random_crop
         self.random_flip = random_flip
         self.standardization = standardization
+        self.fallback = fallback
         self._queue: queue.Queue[Any] = queue.Queue()
         self._outstanding = 0
         signature = (tf.TensorSpec([None], tf.string), tf.TensorSpec([2], tf.int64))
@@ -50,7 +53,7 @@ class BatchFeeder:
 
     def _load_one(self, path: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
         size = self.image_size
-        image = decode_image(path)
+        image = decode_image(path, fallback=self.fallback)
         crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
         if self.random_crop:
             shape = tf.shape(image)
@@ -127,7 +130,7 @@ def find_unreadable(paths: list[str]) -> list[str]:
     bad = []
     for path in dict.fromkeys(paths):
         try:
-            decode_image(tf.constant(path))
+            decode_image(tf.constant(path), fallback=True)
         except (tf.errors.OpError, ValueError):
             bad.append(path)
     return bad

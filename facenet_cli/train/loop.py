@@ -175,12 +175,14 @@ class Trainer:
 
     def new_feeder(self) -> Any:
         """A fresh decoding pipeline (after a decode error the old one is done)."""
+        from facenet_cli.data.pipeline import needs_fallback
         from facenet_cli.train.feeder import BatchFeeder
 
         config = self.config
         return BatchFeeder(
             config.image_size, random_crop=config.random_crop, random_flip=config.random_flip,
             standardization=standardization(config),
+            fallback=needs_fallback([p for paths in self.class_paths for p in paths]),
         )  # fmt: skip
 
     def embed_round(self, paths: list[str]) -> tuple[np.ndarray, Any] | None:

@@ -11,8 +11,9 @@ import pytest
 from PIL import Image
 
 from facenet_cli.align import geometry as geo
+from facenet_cli.align.coordinator import align_dataset
 from facenet_cli.align.imageio import DecodeError, decode
-from facenet_cli.align.pipeline import align_dataset, in_shard, list_inputs, parse_shard
+from facenet_cli.align.inputs import in_shard, list_inputs, parse_shard
 from facenet_cli.config import AlignConfig
 from facenet_cli.errors import InputError
 from tests.align.faces import place
@@ -138,15 +139,18 @@ def test_listing_and_shards(tmp_path: Path) -> None:
         for name in ("x.jpg", "x.png", "y.webp", "notes.txt", ".hidden.jpg"):
             (tmp_path / cls / name).write_bytes(b"")
     inputs = list_inputs(tmp_path, tmp_path / "out")
+    # Every visible file is an input (notes.txt is listed in failures.txt when aligned).
     assert [i.rel for i in inputs] == [
+        "a/notes.txt",
         "a/x.jpg",
         "a/x.png",
         "a/y.webp",
+        "b/notes.txt",
         "b/x.jpg",
         "b/x.png",
         "b/y.webp",
     ]
-    assert [i.stem for i in inputs[:3]] == ["x", "x_png", "y"]  # no two inputs share an output
+    assert [i.stem for i in inputs[:4]] == ["notes", "x", "x_png", "y"]  # distinct outputs
     rels = [f"c{k}/img_{k:04d}.jpg" for k in range(400)]
     parts = [{r for r in rels if in_shard(r, i, 3)} for i in range(3)]
     assert sum(len(p) for p in parts) == 400 and set().union(*parts) == set(rels)
