@@ -70,6 +70,25 @@ TRAIN_TAGS = (
 )
 LFW_TAGS = (LFW_ACCURACY, LFW_ACCURACY_STD, LFW_VAL_RATE, LFW_FAR, LFW_AUC, LFW_EER, TIME_LFW)
 
+# Classifier training (``--loss softmax|arcface|cosface``), one value per global step; ``loss``
+# stays the total loss. Validation on held-out images of the training identities.
+CLS_CROSS_ENTROPY = "classifier/cross_entropy"
+CLS_CENTER_LOSS = "classifier/center_loss"
+CLS_REGULARIZATION = "classifier/regularization"
+CLS_ACCURACY = "classifier/accuracy"
+CLS_PRELOGITS_NORM = "classifier/prelogits_norm"
+VAL_LOSS = "validation/loss"
+VAL_ACCURACY = "validation/accuracy"
+CLASSIFIER_TAGS = (
+    CLS_CROSS_ENTROPY,
+    CLS_CENTER_LOSS,
+    CLS_REGULARIZATION,
+    CLS_ACCURACY,
+    CLS_PRELOGITS_NORM,
+    VAL_LOSS,
+    VAL_ACCURACY,
+)
+
 
 def gpu_tag(base: str, device: str) -> str:
     """Per-device memory tag, e.g. ``gpu_tag(GPU_MEMORY_PEAK_MB, "GPU:0")``."""

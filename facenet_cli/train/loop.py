@@ -130,7 +130,15 @@ def check_config(config: TrainConfig) -> None:
         InputError: a batch size that is no multiple of 3, an unknown option value or model,
             a missing schedule file.
     """
-    if config.batch_size % 3 != 0:
+    from facenet_cli.train.margin import LOSSES
+
+    if config.loss not in LOSSES:
+        raise InputError(f"--loss {config.loss!r}: choose {', '.join(LOSSES)}")
+    if config.loss != "triplet":
+        from facenet_cli.train.classifier import check_classifier_config
+
+        check_classifier_config(config)
+    elif config.batch_size % 3 != 0:
         raise InputError(
             f"--batch-size {config.batch_size} is not a multiple of 3: every batch holds whole "
             "(anchor, positive, negative) triplets; use e.g. "
@@ -144,7 +152,7 @@ def check_config(config: TrainConfig) -> None:
         raise InputError(
             f"--selection-mode {config.selection_mode!r}: choose {', '.join(SELECTION_MODES)}"
         )
-    if config.images_per_person < 2:
+    if config.images_per_person < 2 and config.loss == "triplet":
         raise InputError("--images-per-person must be at least 2 to form anchor-positive pairs")
     if config.learning_rate <= 0 and config.learning_rate_schedule_file is None:
         raise InputError("--learning-rate <= 0 needs --learning-rate-schedule-file")
@@ -271,7 +279,15 @@ class TrainingGraph:
         self.optimizer = create_optimizer(config.optimizer, max(config.learning_rate, 0.0))
         if self.loss_scaling:
             self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
-        self.optimizer.build(self.model.trainable_variables)
+        self.optimizer.build(self.trained_variables())
+
+    def trained_variables(self) -> list[Any]:
+        """What the optimizer updates (the classifier graph adds its class weights)."""
+        return list(self.model.trainable_variables)
+
+    def checkpoint_extras(self) -> dict[str, Any]:
+        """Objects a checkpoint holds besides the models and the optimizer."""
+        return {}
 
     def _compile(self, config: TrainConfig) -> None:
         import tensorflow as tf
@@ -279,7 +295,7 @@ class TrainingGraph:
         from facenet_cli.train import distribute
         from facenet_cli.train.loss import split_triplets, triplet_distances
 
-        model, ema_model, optimizer = self.model, self.ema_model, self.optimizer
+        model, optimizer = self.model, self.optimizer
         strategy = self.strategy
         nrof_replicas = self.nrof_replicas
         loss_scaling = self.loss_scaling
@@ -289,9 +305,6 @@ class TrainingGraph:
         spec = tf.TensorSpec((None, config.image_size, config.image_size, 3), tf.float32)
         step_spec = tf.TensorSpec((), tf.int64)
         trainable = model.trainable_variables
-        averaged = list(zip(ema_model.trainable_variables, trainable, strict=True))
-        copied = list(zip(ema_model.non_trainable_variables, model.non_trainable_variables,
-                          strict=True))  # fmt: skip
 
         def embed_body(images: tf.Tensor) -> tf.Tensor:
             prelogits = tf.cast(model(images, training=selection_training), tf.float32)
@@ -324,25 +337,7 @@ class TrainingGraph:
                 "neg_dist": tf.reduce_sum(neg),
             }
 
-        def update_average(step: tf.Tensor) -> None:
-            # The original's ExponentialMovingAverage with num_updates = global step.
-            step_f = tf.cast(step, tf.float32)
-            rate = tf.minimum(decay, (1.0 + step_f) / (10.0 + step_f))
-
-            def blend(average: Any, value: Any) -> Any:
-                return average.assign(rate * average + (1.0 - rate) * value)
-
-            def copy(average: Any, value: Any) -> Any:
-                return average.assign(value)
-
-            for pairs, fn in ((averaged, blend), (copied, copy)):
-                for average, value in pairs:
-                    if self.distributed:
-                        # Each device's copy from the same device's weights.
-                        strategy.extended.update(_tf_variable(average), fn,
-                                                 args=(_tf_variable(value),))  # fmt: skip
-                    else:
-                        fn(average, value)
+        update_average = self.average_updater(decay)
 
         def finish(sums: dict[str, tf.Tensor], nrof_triplets: tf.Tensor) -> dict[str, tf.Tensor]:
             out = {
@@ -422,6 +417,38 @@ class TrainingGraph:
         self.embed = embed_distributed
         self.train_step = train_distributed
         self.train_rows = train_rows_distributed
+
+    def average_updater(self, decay: float) -> Any:
+        """``update(step)``: move the moving-average model towards the trained one."""
+        import tensorflow as tf
+
+        strategy = self.strategy
+        trainable = self.model.trainable_variables
+        averaged = list(zip(self.ema_model.trainable_variables, trainable, strict=True))
+        copied = list(zip(self.ema_model.non_trainable_variables,
+                          self.model.non_trainable_variables, strict=True))  # fmt: skip
+
+        def update_average(step: tf.Tensor) -> None:
+            # The original's ExponentialMovingAverage with num_updates = global step.
+            step_f = tf.cast(step, tf.float32)
+            rate = tf.minimum(decay, (1.0 + step_f) / (10.0 + step_f))
+
+            def blend(average: Any, value: Any) -> Any:
+                return average.assign(rate * average + (1.0 - rate) * value)
+
+            def copy(average: Any, value: Any) -> Any:
+                return average.assign(value)
+
+            for pairs, fn in ((averaged, blend), (copied, copy)):
+                for average, value in pairs:
+                    if self.distributed:
+                        # Each device's copy from the same device's weights.
+                        strategy.extended.update(_tf_variable(average), fn,
+                                                 args=(_tf_variable(value),))  # fmt: skip
+                    else:
+                        fn(average, value)
+
+        return update_average
 
     def _distribute(self, images: Any, bounds: np.ndarray) -> Any:
         """Replica ``r`` (global id) gets rows ``bounds[r]:bounds[r + 1]`` of the global batch."""
@@ -518,7 +545,7 @@ class Trainer:
             if config.learning_rate <= 0 and config.learning_rate_schedule_file is not None
             else None
         )
-        self.classes = load_training_classes(config, reporter)
+        self.classes = self.load_classes()
         self.class_paths = [[str(p) for p in c.image_paths] for c in self.classes]
         self.unreadable: set[str] = set()
         self.last_lfw: float | None = None
@@ -527,6 +554,17 @@ class Trainer:
         self.scratch_dir: Path | None = None
 
     # -- set-up -------------------------------------------------------------------------------
+
+    def load_classes(self) -> list[ImageClass]:
+        return load_training_classes(self.config, self.reporter)
+
+    def make_graph(self) -> TrainingGraph:
+        return TrainingGraph(self.config, self.info, self.strategy)
+
+    def check_batch(self) -> None:
+        from facenet_cli.train import distribute
+
+        distribute.check_global_batch(self.config.batch_size, self.nrof_replicas)
 
     def setup(self) -> None:
         from facenet_cli.models.sidecar import ModelInfo, write_model_info
@@ -538,7 +576,7 @@ class Trainer:
         self.task = distribute.task_info(config.strategy)
         self.strategy = distribute.create_strategy(config.strategy)
         self.nrof_replicas = int(self.strategy.num_replicas_in_sync)
-        distribute.check_global_batch(config.batch_size, self.nrof_replicas)
+        self.check_batch()
         if self.nrof_replicas > 1 or self.task.nrof_workers > 1:
             self.reporter.message(
                 f"{config.strategy} strategy: {self.nrof_replicas} replicas on "
@@ -555,7 +593,7 @@ class Trainer:
             keep_probability=config.keep_probability,
             weight_decay=config.weight_decay,
         )
-        self.graph = TrainingGraph(config, self.info, self.strategy)
+        self.graph = self.make_graph()
         rng = np.random.default_rng(config.seed)
         restore_dir = None
         if not self.task.is_chief:
@@ -585,6 +623,7 @@ class Trainer:
         self.state = ckpt.TrainingState(
             self.graph.model, self.graph.ema_model, self.graph.optimizer, self.model_dir,
             config.keep_checkpoints, rng, restore_dir=restore_dir,
+            extras=self.graph.checkpoint_extras(),
         )  # fmt: skip
         self.resumed_from = (
             self.state.restore_latest(self.reporter.warning) if config.resume is not None else None
@@ -640,7 +679,8 @@ class Trainer:
         config = self.config
         self.feeder = BatchFeeder(
             config.image_size, random_crop=config.random_crop, random_flip=config.random_flip,
-            standardization=standardization(config),
+            standardization=standardization(config), random_rotate=config.random_rotate,
+            random_color=config.random_color,
         )  # fmt: skip
 
     def embed_round(self, paths: list[str]) -> tuple[np.ndarray, Any] | None:
@@ -653,7 +693,9 @@ class Trainer:
         """
         import tensorflow as tf
 
-        reuse = not (self.config.random_crop or self.config.random_flip)
+        config = self.config
+        reuse = not (config.random_crop or config.random_flip or config.random_rotate
+                     or config.random_color)  # fmt: skip
         nrof_batches = self.feeder.put(paths, self.config.batch_size, self.state.rng)
         parts = []
         kept = []
@@ -959,6 +1001,15 @@ def report_metrics(report: Any) -> dict[str, float]:
     return {k: v for k, v in values.items() if math.isfinite(v)}
 
 
+def trainer_class(config: TrainConfig) -> type[Trainer]:
+    """The trainer of ``--loss``: triplet selection rounds, or classifier epochs."""
+    if config.loss == "triplet":
+        return Trainer
+    from facenet_cli.train.classifier import ClassifierTrainer
+
+    return ClassifierTrainer
+
+
 def run_train(config: TrainConfig, reporter: Reporter | None = None) -> RunResult:
     """Run ``facenet train``: resolve the config, train, evaluate, checkpoint and export.
 
@@ -983,7 +1034,7 @@ def run_train(config: TrainConfig, reporter: Reporter | None = None) -> RunResul
         config = resolve_config(config, reporter)
         check_config(config)
         check_paths(config)
-        trainer = Trainer(config, reporter)
+        trainer = trainer_class(config)(config, reporter)
         trainer.setup()
         reporter.start(
             run_name=trainer.run_name, log_dir=str(trainer.log_dir),
