@@ -25,8 +25,7 @@ import numpy as np
 from facenet_cli import events
 from facenet_cli.config import TrainConfig
 from facenet_cli.data.dataset import ImageClass, get_dataset
-from facenet_cli.errors import InputError, TrainingDiverged
-from facenet_cli.train import checkpoints as ckpt
+from facenet_cli.errors import InputError
 from facenet_cli.train.classifier_data import (
     batch_rows,
     filter_dataset,
@@ -34,7 +33,13 @@ from facenet_cli.train.classifier_data import (
     read_filter_file,
     split_dataset,
 )
-from facenet_cli.train.loop import RoundStats, Trainer, TrainingGraph, _SigintFlag
+from facenet_cli.train.loop import (
+    CHECKPOINT_INTERVAL_S,
+    RoundStats,
+    Trainer,
+    TrainingGraph,
+    _SigintFlag,
+)
 from facenet_cli.train.reporting import StepReport
 
 # Batches queued ahead of the step that trains on them.
@@ -302,7 +307,8 @@ class ClassifierTrainer(Trainer):
             if pending_result is not None:
                 self.finish_step(*pending_result, lr=lr, triplets=0)
             pending_result = (self.step, outputs, step_start, data_wait, len(labels))
-            if time.monotonic() - self.last_save > 600.0 and self.task.nrof_workers == 1:
+            if time.monotonic() - self.last_save > CHECKPOINT_INTERVAL_S and \
+                    self.task.nrof_workers == 1:  # fmt: skip
                 break  # the loop saves, then calls again
         if pending_result is not None:
             self.finish_step(*pending_result, lr=lr, triplets=0)
@@ -318,10 +324,7 @@ class ClassifierTrainer(Trainer):
         values = {k: float(v.numpy()) for k, v in outputs.items()}
         duration = time.perf_counter() - step_start
         loss = values["loss"]
-        if not math.isfinite(loss):
-            last = ckpt.latest_checkpoint(self.model_dir)
-            kept = f"; the last good checkpoint is {last}" if last else ""
-            raise TrainingDiverged(f"loss became {loss} at step {step}{kept}")
+        self.check_loss(loss, step)
         speed = nrof_images / max(duration, 1e-9)
         tags = {
             "cross_entropy": events.CLS_CROSS_ENTROPY,

@@ -901,10 +901,7 @@ class Trainer:
         values = {k: float(v.numpy()) for k, v in outputs.items()}
         duration = time.perf_counter() - step_start
         loss = values["loss"]
-        if not math.isfinite(loss):
-            last = ckpt.latest_checkpoint(self.model_dir)
-            kept = f"; the last good checkpoint is {last}" if last else ""
-            raise TrainingDiverged(f"loss became {loss} at step {step}{kept}")
+        self.check_loss(loss, step)
         speed = nrof_images / max(duration, 1e-9)
         self.summaries.scalars(
             {
@@ -927,6 +924,13 @@ class Trainer:
                        step_in_epoch=step - epoch * self.config.epoch_size, loss=loss,
                        learning_rate=lr, triplets=triplets, images_per_sec=speed)
         )  # fmt: skip
+
+    def check_loss(self, loss: float, step: int) -> None:
+        """The NaN guard: stop on a NaN or infinite loss, naming the last good checkpoint."""
+        if not math.isfinite(loss):
+            last = ckpt.latest_checkpoint(self.model_dir)
+            kept = f"; the last good checkpoint is {last}" if last else ""
+            raise TrainingDiverged(f"loss became {loss} at step {step}{kept}")
 
     # -- evaluation and export ----------------------------------------------------------------
 

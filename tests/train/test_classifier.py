@@ -62,6 +62,7 @@ def test_each_loss_trains_through_the_cli_and_exports_no_logits(tiny, tmp_path, 
     assert "Logits" not in names and model.output_shape == (None, 8)
 
 
+@pytest.mark.slow
 def test_classifier_resume_continues_at_the_step_with_the_same_batches(tiny, tmp_path) -> None:
     from facenet_cli.train.loop import run_train
 
