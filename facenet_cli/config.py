@@ -99,6 +99,24 @@ class TrainConfig:
     lfw_batch_size: int = 100
     strategy: str | None = None  # auto | one | mirrored | multiworker; None = DEFAULT_STRATEGY
     mixed_precision: bool = False
+    # Classifier training (``--loss softmax|arcface|cosface``); the original's train_softmax.py.
+    loss: str = "triplet"  # triplet | softmax | arcface | cosface
+    margin_scale: float | None = None  # None = the loss's published s (64)
+    margin: float | None = None  # None = the loss's published m (arcface 0.5, cosface 0.35)
+    easy_margin: bool = False
+    center_loss_factor: float = 0.0
+    center_loss_alfa: float = 0.95
+    prelogits_norm_loss_factor: float = 0.0
+    prelogits_norm_p: float = 1.0
+    prelogits_hist_max: float = 10.0
+    validation_set_split_ratio: float = 0.0
+    min_nrof_val_images_per_class: int = 0
+    validate_every_n_epochs: int = 5
+    random_rotate: bool = False
+    random_color: bool = False
+    filter_filename: Path | None = None
+    filter_percentile: float = 100.0
+    filter_min_nrof_images_per_class: int = 0
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ _MODEL = "Model"
 _OPT = "Optimisation"
 _SEL = "Triplet selection"
 _LFW = "LFW evaluation"
+_CLS = "Classifier (--loss softmax/arcface/cosface)"
 _RUN = "Run"
 
 
@@ -81,9 +82,9 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 help="Registered model (inception_resnet_v1, inception_resnet_v2, squeezenet, "
-                "small, demo_small; models.inception_resnet_v1 also works) or "
-                "package.module:function. Default: inception_resnet_v1, or demo_small on the "
-                "demo faces.",
+                "small, small_pooled, mobilefacenet, demo_small; models.inception_resnet_v1 "
+                "also works) or package.module:function. Default: inception_resnet_v1, or "
+                "demo_small on the demo faces.",
                 rich_help_panel=_MODEL,
             ),
         ] = None,
@@ -285,8 +286,85 @@ def register(app: typer.Typer) -> None:
                 rich_help_panel=_RUN,
             ),
         ] = _TRAIN.mixed_precision,
+        loss: Annotated[
+            str,
+            typer.Option(
+                help="triplet (online selection), softmax (the original's classifier), arcface or "
+                "cosface (margin softmax); see the README's 'Which loss to pick'.",
+                rich_help_panel=_CLS,
+            ),
+        ] = _TRAIN.loss,
+        margin_scale: Annotated[
+            float | None,
+            typer.Option(help="arcface/cosface scale s. Default: 64.", rich_help_panel=_CLS),
+        ] = None,
+        margin: Annotated[
+            float | None,
+            typer.Option(
+                help="arcface/cosface margin m. Default: 0.5 arcface, 0.35 cosface.",
+                rich_help_panel=_CLS,
+            ),
+        ] = None,
+        easy_margin: Annotated[
+            bool,
+            typer.Option(help="arcface: margin only for positive cosines.", rich_help_panel=_CLS),
+        ] = _TRAIN.easy_margin,
+        center_loss_factor: Annotated[
+            float, typer.Option(min=0.0, help="Center loss weight.", rich_help_panel=_CLS)
+        ] = _TRAIN.center_loss_factor,
+        center_loss_alfa: Annotated[
+            float,
+            typer.Option(min=0.0, max=1.0, help="Center update rate.", rich_help_panel=_CLS),
+        ] = _TRAIN.center_loss_alfa,
+        prelogits_norm_loss_factor: Annotated[
+            float, typer.Option(min=0.0, help="Prelogits norm penalty.", rich_help_panel=_CLS)
+        ] = _TRAIN.prelogits_norm_loss_factor,
+        prelogits_norm_p: Annotated[
+            float, typer.Option(help="Norm of the prelogits penalty.", rich_help_panel=_CLS)
+        ] = _TRAIN.prelogits_norm_p,
+        prelogits_hist_max: Annotated[
+            float,
+            typer.Option(
+                help="Clip of the prelogits histogram (prelogits_hist.npy).", rich_help_panel=_CLS
+            ),
+        ] = _TRAIN.prelogits_hist_max,
+        validation_set_split_ratio: Annotated[
+            float,
+            typer.Option(
+                min=0.0,
+                max=1.0,
+                help="Share of each class's images held out.",
+                rich_help_panel=_CLS,
+            ),
+        ] = _TRAIN.validation_set_split_ratio,
+        min_nrof_val_images_per_class: Annotated[
+            int, typer.Option(min=0, rich_help_panel=_CLS)
+        ] = _TRAIN.min_nrof_val_images_per_class,
+        validate_every_n_epochs: Annotated[int, typer.Option(min=1, rich_help_panel=_CLS)] = (
+            _TRAIN.validate_every_n_epochs
+        ),
+        random_rotate: Annotated[
+            bool, typer.Option(help="Rotate by up to 10 degrees.", rich_help_panel=_DATA)
+        ] = _TRAIN.random_rotate,
+        random_color: Annotated[
+            bool,
+            typer.Option(
+                help="Random brightness, contrast, channel gains and grayscale.",
+                rich_help_panel=_DATA,
+            ),
+        ] = _TRAIN.random_color,
+        filter_filename: Annotated[
+            Path | None,
+            typer.Option(help="Distances to class centers (HDF5 or .npz).", rich_help_panel=_CLS),
+        ] = None,
+        filter_percentile: Annotated[
+            float, typer.Option(min=0.0, max=100.0, rich_help_panel=_CLS)
+        ] = _TRAIN.filter_percentile,
+        filter_min_nrof_images_per_class: Annotated[
+            int, typer.Option(min=0, rich_help_panel=_CLS)
+        ] = _TRAIN.filter_min_nrof_images_per_class,
     ) -> None:
-        """Train an embedding with triplet loss and online triplet selection."""
+        """Train an embedding: triplet loss with online selection, or a (margin) classifier."""
         from facenet_cli.train.run import run_train
 
         params = dict(ctx.params)

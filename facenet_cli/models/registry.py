@@ -21,6 +21,8 @@ _REGISTRY: dict[str, str] = {
     "squeezenet": "facenet_cli.models.squeezenet:squeezenet",
     "small": "facenet_cli.models.small:small",
     "demo_small": "facenet_cli.models.small:demo_small",
+    "mobilefacenet": "facenet_cli.models.mobilefacenet:mobilefacenet",
+    "small_pooled": "facenet_cli.models.small:small_pooled",
 }
 
 

@@ -54,24 +54,29 @@ def small(
     return keras.Model(inputs, outputs, name="small")
 
 
-def demo_small(
+def small_pooled(
     image_size: int = 160,
     embedding_size: int = 128,
     keep_probability: float = 1.0,
     weight_decay: float = 0.0,
+    *,
+    name: str = "small_pooled",
     **kwargs: Any,
 ) -> keras.Model:
     """The small model behind a 2 x 2 average pool: the whole face crop at a quarter the cost.
 
-    For faces upscaled from tiny crops (the built-in faces are 25 x 25 px): halving the 160 px
-    aligned images loses nothing while the network still sees the whole crop, background
-    included.
+    A 160 px aligned face (``facenet align --image-size 160``) is seen whole at 80 px, a quarter
+    of the work of ``small`` at 160 px, while the pairs, the sidecar and ``facenet validate`` keep
+    the aligned size. On a 2-core CPU it trains about four times as many images a minute as
+    ``small`` at 160 px, and face identity survives the halving (CosFace and ArcFace train at
+    112 x 112 or 112 x 96). The built-in faces (upscaled from 25 x 25 px crops) lose nothing.
 
     Args:
         image_size: side of the square input (even, at least 64).
         embedding_size: size of the embedding.
         keep_probability: dropout keep probability before the bottleneck.
         weight_decay: L2 weight decay on every kernel.
+        name: the Keras model's name.
         **kwargs: passed to ``small`` (``width``).
 
     Returns:
@@ -80,4 +85,17 @@ def demo_small(
     inputs = keras.Input((image_size, image_size, 3), name="images")
     x = layers.AveragePooling2D(2, name="halve")(inputs)
     body = small(image_size // 2, embedding_size, keep_probability, weight_decay, **kwargs)
-    return keras.Model(inputs, body(x), name="demo_small")
+    return keras.Model(inputs, body(x), name=name)
+
+
+def demo_small(
+    image_size: int = 160,
+    embedding_size: int = 128,
+    keep_probability: float = 1.0,
+    weight_decay: float = 0.0,
+    **kwargs: Any,
+) -> keras.Model:
+    """``small_pooled`` under the name the built-in demo's runs record in their model.json."""
+    return small_pooled(
+        image_size, embedding_size, keep_probability, weight_decay, name="demo_small", **kwargs
+    )

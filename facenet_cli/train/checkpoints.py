@@ -212,7 +212,8 @@ class TrainingState:
 
     def __init__(self, model: Any, ema_model: Any, optimizer: Any, model_dir: Path,
                  max_to_keep: int, rng: np.random.Generator,
-                 restore_dir: Path | None = None) -> None:  # fmt: skip
+                 restore_dir: Path | None = None,
+                 extras: dict[str, Any] | None = None) -> None:  # fmt: skip
         import tensorflow as tf
 
         # Host variables mirrored by Python ints: reading a device variable every step would
@@ -226,7 +227,7 @@ class TrainingState:
         self.rng = rng
         self.checkpoint = tf.train.Checkpoint(
             model=model, ema_model=ema_model, optimizer=optimizer, step=self.step,
-            epoch=self.epoch, rng_state=self.rng_state,
+            epoch=self.epoch, rng_state=self.rng_state, **(extras or {}),
         )  # fmt: skip
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, directory=str(model_dir), max_to_keep=max_to_keep,

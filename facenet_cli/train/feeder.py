@@ -17,6 +17,40 @@ import tensorflow as tf
 
 from facenet_cli.data.pipeline import decode_image, standardize
 
+MAX_ROTATION_DEGREES = 10.0
+
+
+def rotate_image(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Rotate about the centre by a random angle in [-10, 10] degrees (edges reflected)."""
+    angle = tf.random.stateless_uniform([], seed, -1.0, 1.0) * (MAX_ROTATION_DEGREES * np.pi / 180)
+    shape = tf.shape(image)
+    h, w = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    # Output pixel (x, y) samples input (a0 x + a1 y + a2, b0 x + b1 y + b2): a centre rotation.
+    cx, cy = (w - 1.0) / 2.0, (h - 1.0) / 2.0
+    transform = tf.stack([cos, -sin, cx - cos * cx + sin * cy,
+                          sin, cos, cy - sin * cx - cos * cy, 0.0, 0.0])  # fmt: skip
+    rotated = tf.raw_ops.ImageProjectiveTransformV3(
+        images=tf.cast(image, tf.float32)[None], transforms=transform[None],
+        output_shape=shape[:2], fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT",
+    )[0]  # fmt: skip
+    return tf.cast(tf.clip_by_value(tf.round(rotated), 0.0, 255.0), image.dtype)
+
+
+def jitter_color(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Random brightness (+-20 %), contrast (0.7..1.3), per-channel gains (0.8..1.2) and, with
+    probability 1/5, grayscale; float32 pixels 0..255 out."""
+    seeds = tf.unstack(tf.random.experimental.stateless_split(seed, num=4))
+    x = tf.cast(image, tf.float32)
+    gray = tf.image.rgb_to_grayscale(x)
+    x = tf.where(tf.random.stateless_uniform([], seeds[0]) < 0.2, tf.tile(gray, [1, 1, 3]), x)
+    mean = tf.reduce_mean(x)
+    contrast = tf.random.stateless_uniform([], seeds[1], 0.7, 1.3)
+    brightness = tf.random.stateless_uniform([], seeds[2], 0.8, 1.2)
+    gains = tf.random.stateless_uniform([1, 1, 3], seeds[3], 0.8, 1.2)
+    x = ((x - mean) * contrast + mean) * brightness * gains
+    return tf.clip_by_value(x, 0.0, 255.0)
+
 
 class BatchFeeder:
     """Decode, crop, flip and standardise batches of image paths, in the order they are put.
@@ -28,14 +62,21 @@ class BatchFeeder:
         standardization: ``per_image``, ``fixed`` or ``none``.
         fallback: decode files not named like a TensorFlow format with OpenCV/Pillow
             (``pipeline.needs_fallback``; off, the common formats decode faster).
+        random_rotate: rotate by a random angle in [-10, 10] degrees (the original's
+            ``--random_rotate``), before the crop.
+        random_color: random brightness, contrast, per-channel gains and (one time in five)
+            grayscale, so a model trained on grayscale photos meets colour ones unsurprised.
     """
 
     def __init__(self, image_size: int, *, random_crop: bool, random_flip: bool,
-                 standardization: str, fallback: bool = False) -> None:  # fmt: skip
+                 standardization: str, random_rotate: bool = False,
+                 random_color: bool = False, fallback: bool = False) -> None:  # fmt: skip
         self.image_size = image_size
         self.random_crop = random_crop
         self.random_flip = random_flip
         self.standardization = standardization
+        self.random_rotate = random_rotate
+        self.random_color = random_color
         self.fallback = fallback
         self._queue: queue.Queue[Any] = queue.Queue()
         self._outstanding = 0
@@ -54,7 +95,11 @@ class BatchFeeder:
     def _load_one(self, path: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
         size = self.image_size
         image = decode_image(path, fallback=self.fallback)
-        crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
+        crop_seed, flip_seed, rotate_seed, color_seed = tf.unstack(
+            tf.random.experimental.stateless_split(seed, num=4)
+        )
+        if self.random_rotate:
+            image = rotate_image(image, rotate_seed)
         if self.random_crop:
             shape = tf.shape(image)
             image = tf.image.resize_with_crop_or_pad(
@@ -65,6 +110,8 @@ class BatchFeeder:
             image = tf.image.resize_with_crop_or_pad(image, size, size)
         if self.random_flip:
             image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
+        if self.random_color:
+            image = jitter_color(image, color_seed)
         image = standardize(image, self.standardization)
         image.set_shape([size, size, 3])
         return image

@@ -74,8 +74,52 @@ class TrainingGraph:
         optimizer = create_optimizer(config.optimizer, max(config.learning_rate, 0.0))
         if self.loss_scaling:
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        optimizer.build(model.trainable_variables)
+        optimizer.build([*model.trainable_variables, *self.head_variables()])
         return model, ema_model, optimizer
+
+    def head_variables(self) -> list[Any]:
+        """Trained variables besides the model's (a classifier's logits layer); none here."""
+        return []
+
+    def trained_variables(self) -> list[Any]:
+        """What the optimizer updates."""
+        return [*self.model.trainable_variables, *self.head_variables()]
+
+    def checkpoint_extras(self) -> dict[str, Any]:
+        """Objects a checkpoint holds besides the models and the optimizer."""
+        return {}
+
+    def average_updater(self, decay: float) -> Any:
+        """``update(step)``: move the moving-average model towards the trained one."""
+        import tensorflow as tf
+
+        strategy = self.strategy
+        averaged = list(zip(self.ema_model.trainable_variables, self.model.trainable_variables,
+                            strict=True))  # fmt: skip
+        copied = list(zip(self.ema_model.non_trainable_variables,
+                          self.model.non_trainable_variables, strict=True))  # fmt: skip
+
+        def update_average(step: tf.Tensor) -> None:
+            # The original's ExponentialMovingAverage with num_updates = global step.
+            step_f = tf.cast(step, tf.float32)
+            rate = tf.minimum(decay, (1.0 + step_f) / (10.0 + step_f))
+
+            def blend(average: Any, value: Any) -> Any:
+                return average.assign(rate * average + (1.0 - rate) * value)
+
+            def copy(average: Any, value: Any) -> Any:
+                return average.assign(value)
+
+            for pairs, fn in ((averaged, blend), (copied, copy)):
+                for average, value in pairs:
+                    if self.distributed:
+                        # Each device's copy from the same device's weights.
+                        strategy.extended.update(_tf_variable(average), fn,
+                                                 args=(_tf_variable(value),))  # fmt: skip
+                    else:
+                        fn(average, value)
+
+        return update_average
 
     def _compile(self, config: TrainConfig) -> tuple[Any, Any, Any]:
         """The compiled ``embed``, ``train_step`` and ``train_rows`` functions."""
@@ -84,7 +128,7 @@ class TrainingGraph:
         from facenet_cli.train import distribute
         from facenet_cli.train.loss import split_triplets, triplet_loss, triplet_stats
 
-        model, ema_model, optimizer = self.model, self.ema_model, self.optimizer
+        model, optimizer = self.model, self.optimizer
         strategy = self.strategy
         nrof_replicas = self.nrof_replicas
         loss_scaling = self.loss_scaling
@@ -94,9 +138,7 @@ class TrainingGraph:
         spec = tf.TensorSpec((None, config.image_size, config.image_size, 3), tf.float32)
         step_spec = tf.TensorSpec((), tf.int64)
         trainable = model.trainable_variables
-        averaged = list(zip(ema_model.trainable_variables, trainable, strict=True))
-        copied = list(zip(ema_model.non_trainable_variables, model.non_trainable_variables,
-                          strict=True))  # fmt: skip
+        update_average = self.average_updater(decay)
 
         def embed_body(images: tf.Tensor) -> tf.Tensor:
             prelogits = tf.cast(model(images, training=selection_training), tf.float32)
@@ -131,26 +173,6 @@ class TrainingGraph:
                 "triplet_loss": loss,
                 **{k: tf.math.multiply_no_nan(v, share) for k, v in stats.items()},
             }
-
-        def update_average(step: tf.Tensor) -> None:
-            # The original's ExponentialMovingAverage with num_updates = global step.
-            step_f = tf.cast(step, tf.float32)
-            rate = tf.minimum(decay, (1.0 + step_f) / (10.0 + step_f))
-
-            def blend(average: Any, value: Any) -> Any:
-                return average.assign(rate * average + (1.0 - rate) * value)
-
-            def copy(average: Any, value: Any) -> Any:
-                return average.assign(value)
-
-            for pairs, fn in ((averaged, blend), (copied, copy)):
-                for average, value in pairs:
-                    if self.distributed:
-                        # Each device's copy from the same device's weights.
-                        strategy.extended.update(_tf_variable(average), fn,
-                                                 args=(_tf_variable(value),))  # fmt: skip
-                    else:
-                        fn(average, value)
 
         def finish(sums: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
             out = dict(sums)

@@ -33,6 +33,8 @@ from facenet_cli.train.settings import (
 from facenet_cli.train.triplets import sample_people, select_triplets
 
 if TYPE_CHECKING:
+    from facenet_cli.data.dataset import ImageClass
+    from facenet_cli.train.graph import TrainingGraph
     from facenet_cli.train.run import SigintFlag
 
 # Consecutive selection rounds without a single triplet before the run gives up.
@@ -68,7 +70,7 @@ class Trainer:
         import keras
 
         from facenet_cli.train import distribute
-        from facenet_cli.train.graph import TrainingGraph, configure_devices
+        from facenet_cli.train.graph import configure_devices
         from facenet_cli.train.summaries import Summaries
         from facenet_cli.use.faces import with_alignment
 
@@ -83,7 +85,7 @@ class Trainer:
             if config.learning_rate <= 0 and config.learning_rate_schedule_file is not None
             else None
         )
-        self.classes = load_training_classes(config, reporter)
+        self.classes = self.load_classes()
         self.class_paths = [[str(p) for p in c.image_paths] for c in self.classes]
         self.unreadable: set[str] = set()
         self.last_lfw: float | None = None
@@ -94,7 +96,7 @@ class Trainer:
         self.task = distribute.task_info(config.strategy)
         self.strategy = distribute.create_strategy(config.strategy)
         self.nrof_replicas = int(self.strategy.num_replicas_in_sync)
-        distribute.check_global_batch(config.batch_size, self.nrof_replicas)
+        self.check_batch()
         if self.nrof_replicas > 1 or self.task.nrof_workers > 1:
             reporter.message(
                 f"{config.strategy} strategy: {self.nrof_replicas} replicas on "
@@ -103,7 +105,7 @@ class Trainer:
             )
         keras.utils.set_random_seed(config.seed)
         self.info = with_alignment(model_info(config), config.data_dir)
-        self.graph = TrainingGraph(config, self.info, self.strategy)
+        self.graph = self.make_graph()
         dirs = ckpt.open_run_dirs(config, self.task, self.info)
         self.run_name, self.log_dir, self.model_dir = dirs.name, dirs.log_dir, dirs.model_dir
         self.scratch_dir = dirs.scratch_dir
@@ -114,7 +116,7 @@ class Trainer:
             self.state = ckpt.TrainingState(
                 self.graph.model, self.graph.ema_model, self.graph.optimizer, self.model_dir,
                 config.keep_checkpoints, np.random.default_rng(config.seed),
-                restore_dir=dirs.restore_dir,
+                restore_dir=dirs.restore_dir, extras=self.graph.checkpoint_extras(),
             )  # fmt: skip
             self.resumed_from = (
                 self.state.restore_latest(reporter.warning) if config.resume is not None else None
@@ -144,6 +146,31 @@ class Trainer:
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         self.close(exc)
+
+    # -- what the loss decides (the classifier trainer overrides these) ----------------------
+
+    def load_classes(self) -> list[ImageClass]:
+        """The training classes (``self.config`` is set, nothing else yet)."""
+        return load_training_classes(self.config, self.reporter)
+
+    def make_graph(self) -> TrainingGraph:
+        """The model, its moving average, the optimizer and the compiled steps."""
+        from facenet_cli.train.graph import TrainingGraph
+
+        return TrainingGraph(self.config, self.info, self.strategy)
+
+    def check_batch(self) -> None:
+        """Reject a global batch that cannot be split between the replicas."""
+        from facenet_cli.train import distribute
+
+        distribute.check_global_batch(self.config.batch_size, self.nrof_replicas)
+
+    def check_loss(self, loss: float, step: int) -> None:
+        """The NaN guard: stop on a NaN or infinite loss, naming the last good checkpoint."""
+        if not math.isfinite(loss):
+            last = ckpt.latest_checkpoint(self.model_dir)
+            kept = f"; the last good checkpoint is {last}" if last else ""
+            raise TrainingDiverged(f"loss became {loss} at step {step}{kept}")
 
     def load_pretrained(self, path: Path) -> None:
         """Start from another model's weights (anything ``load_pretrained`` accepts)."""
@@ -181,7 +208,8 @@ class Trainer:
         config = self.config
         return BatchFeeder(
             config.image_size, random_crop=config.random_crop, random_flip=config.random_flip,
-            standardization=standardization(config),
+            standardization=standardization(config), random_rotate=config.random_rotate,
+            random_color=config.random_color,
             fallback=needs_fallback([p for paths in self.class_paths for p in paths]),
         )  # fmt: skip
 
@@ -195,7 +223,9 @@ class Trainer:
         """
         import tensorflow as tf
 
-        reuse = not (self.config.random_crop or self.config.random_flip)
+        config = self.config
+        reuse = not (config.random_crop or config.random_flip or config.random_rotate
+                     or config.random_color)  # fmt: skip
         nrof_batches = self.feeder.put(paths, self.config.batch_size, self.state.rng)
         parts = []
         kept = []
@@ -403,10 +433,7 @@ class Trainer:
         values = {k: float(v.numpy()) for k, v in outputs.items()}
         duration = time.perf_counter() - step_start
         loss = values["loss"]
-        if not math.isfinite(loss):
-            last = ckpt.latest_checkpoint(self.model_dir)
-            kept = f"; the last good checkpoint is {last}" if last else ""
-            raise TrainingDiverged(f"loss became {loss} at step {step}{kept}")
+        self.check_loss(loss, step)
         speed = nrof_images / max(duration, 1e-9)
         self.summaries.scalars(
             {

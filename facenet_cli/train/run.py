@@ -64,6 +64,15 @@ class SigintFlag:
             signal.signal(signal.SIGINT, self._previous)
 
 
+def trainer_class(config: TrainConfig) -> type[Trainer]:
+    """The trainer of ``--loss``: triplet selection rounds, or classifier epochs."""
+    if config.loss == "triplet":
+        return Trainer
+    from facenet_cli.train.classifier import ClassifierTrainer
+
+    return ClassifierTrainer
+
+
 def run_train(config: TrainConfig, reporter: Reporter | None = None) -> RunResult:
     """Run ``facenet train``: resolve the config, train, evaluate, checkpoint and export.
 
@@ -87,7 +96,7 @@ def run_train(config: TrainConfig, reporter: Reporter | None = None) -> RunResul
         config = resolve_config(config)
         check_config(config)
         check_paths(config)
-        with Trainer(config, reporter) as trainer:
+        with trainer_class(config)(config, reporter) as trainer:
             return _train(trainer)
     finally:
         reporter.close()

@@ -68,7 +68,15 @@ def check_config(config: TrainConfig) -> None:
         InputError: a batch size that is no multiple of 3, an unknown option value or model,
             a missing schedule file.
     """
-    if config.batch_size % 3 != 0:
+    from facenet_cli.train.margin import LOSSES
+
+    if config.loss not in LOSSES:
+        raise InputError(f"--loss {config.loss!r}: choose {', '.join(LOSSES)}")
+    if config.loss != "triplet":
+        from facenet_cli.train.classifier import check_classifier_config
+
+        check_classifier_config(config)
+    elif config.batch_size % 3 != 0:
         raise InputError(
             f"--batch-size {config.batch_size} is not a multiple of 3: every batch holds whole "
             "(anchor, positive, negative) triplets; use e.g. "
@@ -82,7 +90,7 @@ def check_config(config: TrainConfig) -> None:
         raise InputError(
             f"--selection-mode {config.selection_mode!r}: choose {', '.join(SELECTION_MODES)}"
         )
-    if config.images_per_person < 2:
+    if config.images_per_person < 2 and config.loss == "triplet":
         raise InputError("--images-per-person must be at least 2 to form anchor-positive pairs")
     if config.learning_rate <= 0 and config.learning_rate_schedule_file is None:
         raise InputError("--learning-rate <= 0 needs --learning-rate-schedule-file")
