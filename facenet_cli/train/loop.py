@@ -345,6 +345,9 @@ class Trainer:
             last = ckpt.latest_checkpoint(self.model_dir)
             kept = f"; the last good checkpoint is {last}" if last else ""
             raise TrainingDiverged(f"weights became NaN or infinite by step {self.step}{kept}")
+        # The events of every step up to the checkpoint reach the disk before the checkpoint
+        # does: a run killed right after it resumes there and never writes those steps again.
+        self.summaries.flush()
         self.state.save()
         self.saved_step = self.step
         self.last_save = time.monotonic()
