@@ -97,7 +97,7 @@ def recipe_options() -> dict[str, Any]:
 
 def recipes(minutes: float, base: Any) -> dict[str, Any]:
     """``{row name: TrainConfig}`` of the trained rows, each sized to ``minutes``."""
-    from facenet_cli.demo import TRAIN_OPTIONS
+    from facenet_cli.demo.settings import TRAIN_OPTIONS
 
     options = recipe_options()
     # The recipe's schedule (epochs, decay) squeezed into the budget: shorter epochs.
@@ -156,7 +156,7 @@ def run(quick: bool = False) -> list[Comparison]:
         print(f"quality: skipped: ../shared/data/{TARBALL} not found (set FACENET_SHARED_DIR)")
         return []
     from facenet_cli.config import TrainConfig, cache_dir
-    from facenet_cli.demo import raw_pixel_embeddings
+    from facenet_cli.demo.run import raw_pixel_embeddings
     from facenet_cli.evaluate.validate import evaluate_on_pairs
     from facenet_cli.train.loop import run_train
     from facenet_cli.train.reporting import NullReporter

@@ -21,7 +21,7 @@ _REGISTRY: dict[str, str] = {
     "squeezenet": "facenet_cli.models.squeezenet:squeezenet",
     "small": "facenet_cli.models.small:small",
     "mobilefacenet": "facenet_cli.models.mobilefacenet:mobilefacenet",
-    "small_pooled": "facenet_cli.models.pooled:small_pooled",
+    "demo_small": "facenet_cli.models.small:demo_small",
 }
 
 

@@ -18,7 +18,7 @@ import math
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,14 +33,12 @@ from facenet_cli.train.classifier_data import (
     read_filter_file,
     split_dataset,
 )
-from facenet_cli.train.loop import (
-    CHECKPOINT_INTERVAL_S,
-    RoundStats,
-    Trainer,
-    TrainingGraph,
-    _SigintFlag,
-)
+from facenet_cli.train.graph import TrainingGraph
+from facenet_cli.train.loop import CHECKPOINT_INTERVAL_S, RoundStats, Trainer
 from facenet_cli.train.reporting import StepReport
+
+if TYPE_CHECKING:
+    from facenet_cli.train.run import SigintFlag
 
 # Batches queued ahead of the step that trains on them.
 PREFETCH_BATCHES = 4
@@ -88,7 +86,7 @@ class ClassifierGraph(TrainingGraph):
         self.nrof_classes = nrof_classes
         super().__init__(config, info, strategy)
 
-    def _build(self, config: TrainConfig, policy: str | None) -> None:
+    def _build(self, config: TrainConfig, policy: str | None) -> tuple[Any, Any, Any]:
         from facenet_cli.train.center_loss import CenterLoss
         from facenet_cli.train.margin import ClassifierHead
 
@@ -101,10 +99,10 @@ class ClassifierGraph(TrainingGraph):
         if config.center_loss_factor > 0.0:
             self.center = CenterLoss(self.nrof_classes, config.center_loss_alfa, name="centers")
             self.center.build((None, config.embedding_size))
-        super()._build(config, policy)
+        return super()._build(config, policy)
 
-    def trained_variables(self) -> list[Any]:
-        return [*self.model.trainable_variables, *self.head.trainable_variables]
+    def extra_trainable_variables(self) -> list[Any]:
+        return list(self.head.trainable_variables)
 
     def checkpoint_extras(self) -> dict[str, Any]:
         extras: dict[str, Any] = {"logits": self.head}
@@ -112,13 +110,14 @@ class ClassifierGraph(TrainingGraph):
             extras["centers"] = self.center
         return extras
 
-    def _compile(self, config: TrainConfig) -> None:
+    def _compile(self, config: TrainConfig) -> tuple[Any, Any, Any]:
+        """The compiled train step (``embed`` and ``train_rows`` are the triplet trainer's)."""
         import tensorflow as tf
 
         from facenet_cli.train.margin import classifier_accuracy, prelogits_norm
 
         model, head, center, optimizer = self.model, self.head, self.center, self.optimizer
-        trainable = self.trained_variables()
+        trainable = [*model.trainable_variables, *head.trainable_variables]
         nrof_replicas = self.nrof_replicas
         loss_scaling = self.loss_scaling
         distributed = self.distributed
@@ -205,8 +204,7 @@ class ClassifierGraph(TrainingGraph):
                 update_average(step)
                 return finish(out)
 
-            self.train_step = train_step
-            return
+            return None, train_step, None
 
         from facenet_cli.train import distribute
 
@@ -228,7 +226,7 @@ class ClassifierGraph(TrainingGraph):
             return step_replicas(self._distribute(images, bounds),
                                  self._distribute(labels, bounds), global_batch, step)  # fmt: skip
 
-        self.train_step = train_distributed
+        return None, train_distributed, None
 
 
 class ClassifierTrainer(Trainer):
@@ -281,7 +279,7 @@ class ClassifierTrainer(Trainer):
             self.pending.append((next_step, self.labels[rows]))
             next_step += 1
 
-    def train_round(self, lr: float, sigint: _SigintFlag) -> int:
+    def train_round(self, lr: float, sigint: SigintFlag) -> int:
         """Train up to the end of the epoch (or the stop step); returns the steps trained."""
         import tensorflow as tf
 
@@ -358,7 +356,7 @@ class ClassifierTrainer(Trainer):
         super().evaluate()
         config = self.config
         epoch = self.epoch  # already counts the epoch just finished
-        due = epoch % config.validate_every_n_epochs == 0 or epoch >= config.max_nrof_epochs
+        due = epoch % config.validate_every_n_epochs == 0 or epoch >= self.max_nrof_epochs
         if self.validation_classes and due and self.task.is_chief:
             self.run_validation()
 
@@ -367,7 +365,7 @@ class ClassifierTrainer(Trainer):
         import tensorflow as tf
 
         from facenet_cli.data.pipeline import image_dataset
-        from facenet_cli.train.loop import standardization
+        from facenet_cli.train.settings import standardization
 
         config = self.config
         names = {c.name: i for i, c in enumerate(self.classes)}

@@ -49,13 +49,3 @@ def test_mobilefacenet_config_round_trip() -> None:
     again.set_weights(model.get_weights())
     x = np.random.default_rng(1).normal(size=(2, 32, 32, 3)).astype(np.float32)
     np.testing.assert_allclose(np.asarray(again(x)), np.asarray(model(x)), rtol=1e-5, atol=1e-5)
-
-
-def test_small_pooled_sees_the_whole_crop_at_half_size() -> None:
-    model = create_model("small_pooled", embedding_size=8, image_size=64)
-    assert tuple(model.inputs[0].shape) == (None, 64, 64, 3) and model.output_shape == (None, 8)
-    body = model.get_layer("small")
-    assert tuple(body.inputs[0].shape) == (None, 32, 32, 3)
-    # The same weights as ``small`` at half the size: the pool adds no parameters.
-    small = create_model("small", embedding_size=8, image_size=32)
-    assert _count(model.trainable_weights) == _count(small.trainable_weights)

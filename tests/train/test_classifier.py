@@ -64,7 +64,7 @@ def test_each_loss_trains_through_the_cli_and_exports_no_logits(tiny, tmp_path, 
 
 @pytest.mark.slow
 def test_classifier_resume_continues_at_the_step_with_the_same_batches(tiny, tmp_path) -> None:
-    from facenet_cli.train.loop import run_train
+    from facenet_cli.train.run import run_train
 
     settings = dict(
         loss="cosface", batch_size=4, epoch_size=2, max_nrof_epochs=3, optimizer="ADAM",
@@ -88,7 +88,7 @@ def test_classifier_resume_continues_at_the_step_with_the_same_batches(tiny, tmp
 
 
 def test_classifier_options_are_checked(tiny, tmp_path) -> None:
-    from facenet_cli.train.loop import run_train
+    from facenet_cli.train.run import run_train
 
     with pytest.raises(InputError, match="--loss 'center'"):
         run_train(tiny_config(tiny, tmp_path, loss="center"), Recorder())
