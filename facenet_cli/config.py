@@ -99,6 +99,7 @@ class TrainConfig:
     lfw_batch_size: int = 100
     strategy: str | None = None  # auto | one | mirrored | multiworker; None = DEFAULT_STRATEGY
     mixed_precision: bool = False
+    deterministic: bool = False  # op determinism, fixed intra-op threads (train.graph)
 
 
 @dataclass(frozen=True)

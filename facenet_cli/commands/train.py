@@ -285,6 +285,15 @@ def register(app: typer.Typer) -> None:
                 rich_help_panel=_RUN,
             ),
         ] = _TRAIN.mixed_precision,
+        deterministic: Annotated[
+            bool | None,
+            typer.Option(
+                help="Deterministic ops and 2 intra-op threads: the same weights for the seed "
+                "on any core count (same TensorFlow, same CPU instruction set).",
+                show_default=str(_TRAIN.deterministic),
+                rich_help_panel=_RUN,
+            ),
+        ] = None,
     ) -> None:
         """Train an embedding with triplet loss and online triplet selection."""
         from facenet_cli.train.run import run_train
