@@ -61,6 +61,7 @@ def _digest(process: subprocess.Popen[str]) -> str:
     return lines[-1]
 
 
+@pytest.mark.slow  # two training processes side by side: about 50 s on 2 busy cores
 @pytest.mark.skipif(
     not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
     reason="needs a process pinned to fewer cores than the test has",
