@@ -117,6 +117,7 @@ class TrainConfig:
     filter_filename: Path | None = None
     filter_percentile: float = 100.0
     filter_min_nrof_images_per_class: int = 0
+    deterministic: bool = False  # op determinism, fixed intra-op threads (train.graph)
 
 
 @dataclass(frozen=True)

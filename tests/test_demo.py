@@ -68,6 +68,7 @@ def test_dry_run_prints_the_four_commands_and_writes_nothing(tmp_path: Path) -> 
         7,
     )
     assert train.epoch_size == EPOCH_SIZE
+    assert train.deterministic  # the same figures for the seed on any core count
     assert train.max_nrof_epochs == training_epochs(DemoConfig().minutes)
     validate = from_params(ValidateConfig, parsed[3][1])
     assert validate == plan.validate(out / "models" / "RUN")

@@ -363,6 +363,15 @@ def register(app: typer.Typer) -> None:
         filter_min_nrof_images_per_class: Annotated[
             int, typer.Option(min=0, rich_help_panel=_CLS)
         ] = _TRAIN.filter_min_nrof_images_per_class,
+        deterministic: Annotated[
+            bool | None,
+            typer.Option(
+                help="Deterministic ops and 2 intra-op threads: the same weights for the seed "
+                "on any core count (same TensorFlow, same CPU instruction set).",
+                show_default=str(_TRAIN.deterministic),
+                rich_help_panel=_RUN,
+            ),
+        ] = None,
     ) -> None:
         """Train an embedding: triplet loss with online selection, or a (margin) classifier."""
         from facenet_cli.train.run import run_train

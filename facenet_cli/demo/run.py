@@ -226,6 +226,14 @@ def run_demo(config: DemoConfig) -> DemoResult | None:
 
     from facenet_cli.progress import console
 
+    if plan.train.deterministic:
+        from facenet_cli.train.graph import configure_determinism
+
+        # Before the first op (the thread count is fixed when TensorFlow starts), so that the
+        # alignment and the reference points run with the training's threads too.
+        problem = configure_determinism()
+        if problem is not None:
+            console.print(f"[yellow]warning:[/] {problem}", highlight=False)
     start = time.perf_counter()
     stages = _Stages(console, total=5)
     # With --json, stdout carries the JSON object only: the stages' own tables go to stderr.

@@ -272,3 +272,36 @@ def configure_devices(config: TrainConfig) -> None:
                 tf.config.experimental.set_memory_growth(gpu, True)
             except RuntimeError:
                 pass  # already initialised (a second run in one process)
+
+
+# Intra-op threads of a deterministic run. Eigen and oneDNN split a reduction (a convolution's
+# or a matrix product's sums) by the size of their thread pool, so the pool's size, not the
+# cores the process may use, must be fixed for the sums to add up in the same order.
+DETERMINISTIC_THREADS = 2
+
+
+def configure_determinism() -> str | None:
+    """Deterministic ops and ``DETERMINISTIC_THREADS`` intra-op threads, for the whole process.
+
+    The same seed then gives the same weights on any core count with the same TensorFlow and
+    the same CPU instruction set (oneDNN and OpenBLAS pick their kernels by it).
+
+    Returns:
+        None, or a warning: TensorFlow already runs in this process with another thread count
+        (fixed when it starts), so the ops are deterministic but for this core count only.
+    """
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+    threads = tf.config.threading.get_intra_op_parallelism_threads()
+    if threads == DETERMINISTIC_THREADS:
+        return None
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(DETERMINISTIC_THREADS)
+    except RuntimeError:
+        return (
+            f"deterministic: TensorFlow already runs in this process with "
+            f"{threads or 'one per core'} intra-op threads, not {DETERMINISTIC_THREADS}; the "
+            "results repeat on this machine's core count only"
+        )
+    return None

@@ -70,7 +70,7 @@ class Trainer:
         import keras
 
         from facenet_cli.train import distribute
-        from facenet_cli.train.graph import configure_devices
+        from facenet_cli.train.graph import configure_determinism, configure_devices
         from facenet_cli.train.summaries import Summaries
         from facenet_cli.use.faces import with_alignment
 
@@ -92,6 +92,8 @@ class Trainer:
         self.last_round: RoundStats | None = None
         self.eval_embed: Any = None
         configure_devices(config)
+        if config.deterministic and (problem := configure_determinism()) is not None:
+            reporter.warning(problem)
         # Multi-worker collectives are set up when the strategy is created, before any op runs.
         self.task = distribute.task_info(config.strategy)
         self.strategy = distribute.create_strategy(config.strategy)
