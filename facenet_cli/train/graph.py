@@ -140,7 +140,7 @@ class TrainingGraph:
             return tf.math.l2_normalize(prelogits, axis=1, epsilon=1e-10)
 
         def replica_step(images: tf.Tensor, nrof_triplets: tf.Tensor) -> dict[str, tf.Tensor]:
-            """Sums over this replica's triplets; the loss is its share of the global mean."""
+            """This replica's shares of the global batch's means (summed over the replicas)."""
             with tf.GradientTape() as tape:
                 prelogits = tf.cast(model(images, training=True), tf.float32)
                 embeddings = tf.math.l2_normalize(prelogits, axis=1, epsilon=1e-10)
