@@ -94,10 +94,10 @@ def _print_skipped(skipped: dict[Path, str]) -> None:
 
 def run_classify_train(config: ClassifyTrainConfig) -> dict[str, Any]:
     """``facenet classify train``: fit, save, and report held-out accuracy with a split."""
+    from facenet_cli.models.loading import load_embedding_model
     from facenet_cli.use.embed import model_fingerprint
-    from facenet_cli.use.faces import load_model
 
-    model = load_model(config.model)
+    model = load_embedding_model(config.model)
     data = embed_identities(model, config.data_dir, align=config.align,
                             batch_size=config.batch_size)  # fmt: skip
     _print_skipped(data.skipped)
@@ -209,12 +209,12 @@ def run_classify_predict(config: ClassifyPredictConfig) -> dict[str, Any]:
     """``facenet classify predict``: name each photo, "unknown" beyond the thresholds."""
     import dataclasses
 
+    from facenet_cli.models.loading import load_embedding_model
     from facenet_cli.progress import console
     from facenet_cli.use.embed import model_fingerprint
-    from facenet_cli.use.faces import load_model
 
     clf: FaceClassifier = load_classifier(config.classifier)
-    model = load_model(config.model)
+    model = load_embedding_model(config.model)
     if clf.meta.get("model", {}).get("info") != model_fingerprint(model)["info"]:
         console.print(
             f"[yellow]warning:[/] {config.classifier} was trained on another model's embeddings",

@@ -86,9 +86,10 @@ def compare_photos(config: CompareConfig) -> Comparison:
     """
     import dataclasses
 
-    from facenet_cli.use.faces import detect_photos, load_model, model_alignment
+    from facenet_cli.models.loading import load_embedding_model
+    from facenet_cli.use.faces import detect_photos, model_alignment
 
-    model = load_model(config.model)
+    model = load_embedding_model(config.model)
     info = model.info
     threshold, metric = resolve_threshold(info, config.threshold, config.distance_metric)
     alignment = model_alignment(info, Path(model.source))

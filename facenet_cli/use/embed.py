@@ -228,10 +228,10 @@ def embed_folder(
 
 def run_embed(config: EmbedConfig) -> EmbedSummary:
     """``facenet embed``: embed a folder with Rich progress and print a summary."""
+    from facenet_cli.models.loading import load_embedding_model
     from facenet_cli.progress import console, progress_bars
-    from facenet_cli.use.faces import load_model
 
-    model = load_model(config.model)
+    model = load_embedding_model(config.model)
     with progress_bars("rate", transient=True) as progress:
         state: dict[str, Any] = {}
 

@@ -22,7 +22,7 @@ import numpy as np
 from facenet_cli.models.sidecar import ModelInfo
 
 if TYPE_CHECKING:
-    from facenet_cli.models.loading import EmbeddingModel
+    pass
 
 DEFAULT_MARGIN = 44  # the original compare.py's default
 _JOURNAL_GLOB = ".align-journal*.jsonl"  # facenet_cli.align.pipeline.JOURNAL_FILE + shard suffix
@@ -201,14 +201,3 @@ def detect_photos(
             reason = None if len(crops) else "no face found"
             out[k] = PhotoFaces(Path(paths[k]), crops, boxes, reason)
     return [p for p in out if p is not None]
-
-
-def load_model(path: Path) -> EmbeddingModel:
-    """Load an embedding model with TensorFlow's C++ start-up notices kept off the terminal."""
-    from facenet_cli.align.detector import _quiet_stderr, import_tensorflow
-    from facenet_cli.models.loading import load_embedding_model
-
-    tf = import_tensorflow()
-    with _quiet_stderr():
-        tf.config.list_logical_devices()  # creates the devices (the CUDA probe's notices)
-    return load_embedding_model(path)

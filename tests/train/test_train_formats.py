@@ -16,7 +16,7 @@ from tests.train.test_train_loop import Recorder
 def test_training_reads_pgm_photos_and_warns_once_about_a_text_file(tmp_path: Path) -> None:
     from skimage import data
 
-    from facenet_cli.train.loop import run_train
+    from facenet_cli.train.run import run_train
 
     faces = data.lfw_subset()  # real LFW crops, 25x25 grey
     root = tmp_path / "att"
