@@ -79,7 +79,7 @@ def auto_workers(cores: int, pending: int) -> int:
 
     Each process runs TensorFlow with ``cores // workers`` threads, which already keeps its cores
     busy on the batched networks; a process costs several CPU-seconds to start (importing
-    TensorFlow), which a small job never wins back. Measured on 2 cores, 300 demo photos: one
+    TensorFlow), which a small job never wins back. Measured on 2 cores, 300 built-in photos: one
     process with 2 threads used 15 s of CPU, two processes with 1 thread each 22-25 s.
     """
     return max(1, min(cores // CORES_PER_WORKER, pending // IMAGES_PER_WORKER))

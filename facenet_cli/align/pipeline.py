@@ -1,8 +1,7 @@
 """``facenet align``: the entry point.
 
 The job is split by role: ``inputs`` lists what to align, ``worker`` detects and writes crops,
-``coordinator`` plans the chunks, runs the workers and keeps the journal. The demo photos are
-aligned by the demo layer (``facenet_cli.demo.data``), which calls ``align_dataset``.
+``coordinator`` plans the chunks, runs the workers and keeps the journal.
 """
 
 from __future__ import annotations

@@ -95,7 +95,7 @@ def demo_small(
     weight_decay: float = 0.0,
     **kwargs: Any,
 ) -> keras.Model:
-    """``small_pooled`` under the name the built-in demo's runs record in their model.json."""
+    """``small_pooled`` under its registered name ``demo_small`` (runs record it in model.json)."""
     return small_pooled(
         image_size, embedding_size, keep_probability, weight_decay, name="demo_small", **kwargs
     )
