@@ -22,7 +22,9 @@ IMAGE_SIZE = 160  # the demo / LFW alignment size
 BATCH = 100
 
 
-def _write_images(root: Path, identities: int, per_identity: int) -> Path:
+def _write_images(
+    root: Path, identities: int, per_identity: int, image_size: int = IMAGE_SIZE
+) -> Path:
     """Photo-like PNGs (smooth structure plus sensor noise; random noise would not compress and
     would make decoding several times dearer than for real aligned faces) and a pairs file."""
     from PIL import Image
@@ -34,7 +36,7 @@ def _write_images(root: Path, identities: int, per_identity: int) -> Path:
         name = f"person_{i:03d}"
         (root / name).mkdir(parents=True)
         coarse = Image.fromarray(rng.integers(0, 256, (10, 10, 3)).astype(np.uint8))
-        base = np.asarray(coarse.resize((IMAGE_SIZE, IMAGE_SIZE), Image.BICUBIC), np.float64)
+        base = np.asarray(coarse.resize((image_size, image_size), Image.BICUBIC), np.float64)
         for k in range(1, per_identity + 1):
             img = np.clip(base + rng.normal(0, 6, base.shape), 0, 255).astype(np.uint8)
             Image.fromarray(img).save(root / name / f"{name}_{k:04d}.png")
@@ -44,7 +46,9 @@ def _write_images(root: Path, identities: int, per_identity: int) -> Path:
     return pairs
 
 
-def _compare(model_def: str, identities: int, repeats: int) -> Comparison:
+def measure(
+    model_def: str, identities: int, repeats: int, image_size: int = IMAGE_SIZE
+) -> Comparison:
     import tensorflow as tf
 
     from facenet_cli.evaluate.validate import evaluate_on_pairs
@@ -52,16 +56,16 @@ def _compare(model_def: str, identities: int, repeats: int) -> Comparison:
     from facenet_cli.models.registry import create_model
     from facenet_cli.models.sidecar import ModelInfo
 
-    info = ModelInfo(model_def, 128, IMAGE_SIZE, "per_image")
-    model = create_model(model_def, embedding_size=128, image_size=IMAGE_SIZE)
+    info = ModelInfo(model_def, 128, image_size, "per_image")
+    model = create_model(model_def, embedding_size=128, image_size=image_size)
     embed = embedding_fn(model, info, batch_size=BATCH)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "aligned"
-        pairs = _write_images(root, identities=identities, per_identity=4)
+        pairs = _write_images(root, identities=identities, per_identity=4, image_size=image_size)
 
         def streaming() -> int:
             report = evaluate_on_pairs(
-                embed, root, pairs, image_size=IMAGE_SIZE, batch_size=BATCH, nrof_folds=2
+                embed, root, pairs, image_size=image_size, batch_size=BATCH, nrof_folds=2
             )
             return report.nrof_images
 
@@ -69,11 +73,11 @@ def _compare(model_def: str, identities: int, repeats: int) -> Comparison:
         rng = np.random.default_rng(1)
         batches = [
             tf.constant(
-                rng.uniform(0, 1, (min(BATCH, n - i), IMAGE_SIZE, IMAGE_SIZE, 3)), tf.float32
+                rng.uniform(0, 1, (min(BATCH, n - i), image_size, image_size, 3)), tf.float32
             )
             for i in range(0, n, BATCH)
         ]
-        spec = tf.TensorSpec((None, IMAGE_SIZE, IMAGE_SIZE, 3), tf.float32)
+        spec = tf.TensorSpec((None, image_size, image_size, 3), tf.float32)
 
         @tf.function(input_signature=[spec], reduce_retracing=True)
         def forward(x):
@@ -84,7 +88,7 @@ def _compare(model_def: str, identities: int, repeats: int) -> Comparison:
                 forward(b).numpy()
 
         result = compare(
-            f"embedding throughput, {model_def} {IMAGE_SIZE}px, batch {BATCH}",
+            f"embedding throughput, {model_def} {image_size}px, batch {BATCH}",
             streaming,
             raw_forward,
             ours_label="evaluate_on_pairs: PNG -> tf.data -> embed -> metrics",
@@ -101,7 +105,7 @@ def _compare(model_def: str, identities: int, repeats: int) -> Comparison:
         from facenet_cli.evaluate.validate import _dataset
 
         paths = tuple(dict.fromkeys(str(p) for p in resolve_pairs(root, read_pairs(pairs)).paths))
-        dataset = _dataset(paths, IMAGE_SIZE, BATCH)
+        dataset = _dataset(paths, image_size, BATCH)
         decode_s = []
         for _ in range(3):
             t0 = time.perf_counter()
@@ -117,8 +121,8 @@ def _compare(model_def: str, identities: int, repeats: int) -> Comparison:
 
 def run(quick: bool = False) -> list[Comparison]:
     if quick:
-        return [_compare("small", identities=100, repeats=2)]
+        return [measure("small", identities=100, repeats=2)]
     return [
-        _compare("small", identities=200, repeats=5),
-        _compare("inception_resnet_v1", identities=40, repeats=3),
+        measure("small", identities=200, repeats=5),
+        measure("inception_resnet_v1", identities=40, repeats=3),
     ]
