@@ -128,6 +128,15 @@ class EmbeddingModel:
             self._embed = embedding_fn(self.keras_model, self.info)
         return self._embed(images)
 
+    def embedder(self, *, xla: bool = False) -> EmbedFn:
+        """The function behind ``embed``; ``xla`` compiles a Keras model's forward pass with XLA.
+
+        A bare SavedModel runs the graph it was saved with, so ``xla`` does not apply to it.
+        """
+        if xla and self.keras_model is not None:
+            return embedding_fn(self.keras_model, self.info, xla=True)
+        return self.embed
+
 
 # ------------------------------------------------------------------------------------ building
 
