@@ -9,7 +9,7 @@ from benchmarks.__main__ import main
 from benchmarks.harness import BENCHMARKS_MD
 
 
-# TensorFlow graphs of several models are built and traced (about 40 s on a quiet 2-core host).
+# Several TensorFlow graphs are built and traced: minutes on the shared 2-core host under load.
 @pytest.mark.slow
 def test_gpu_benchmark_smoke_prints_every_row_and_records_nothing(capsys) -> None:
     before = BENCHMARKS_MD.read_bytes()
