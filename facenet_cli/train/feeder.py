@@ -36,6 +36,7 @@ class BatchFeeder:
         self.standardization = standardization
         self._queue: queue.Queue[Any] = queue.Queue()
         self._outstanding = 0
+        self.decoded = 0  # images put so far: each is decoded once
         signature = (tf.TensorSpec([None], tf.string), tf.TensorSpec([2], tf.int64))
         ds = tf.data.Dataset.from_generator(self._generate, output_signature=signature)
         ds = ds.map(self._load_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -82,13 +83,21 @@ class BatchFeeder:
         Returns:
             The number of batches queued; take each with ``get``.
         """
-        count = 0
-        for start in range(0, len(paths), batch_size):
+        batches = [paths[start : start + batch_size] for start in range(0, len(paths), batch_size)]
+        return self.put_batches(batches, rng)
+
+    def put_batches(self, batches: Sequence[Sequence[str]], rng: np.random.Generator) -> int:
+        """Queue batches of paths as given (each draws one seed from ``rng``, as in ``put``).
+
+        Returns:
+            The number of batches queued.
+        """
+        for batch in batches:
             seed = rng.integers(0, 2**62, size=2, dtype=np.int64)
-            self._queue.put((np.asarray(paths[start : start + batch_size], dtype=object), seed))
-            count += 1
-        self._outstanding += count
-        return count
+            self._queue.put((np.asarray(batch, dtype=object), seed))
+            self.decoded += len(batch)
+        self._outstanding += len(batches)
+        return len(batches)
 
     def get(self) -> tf.Tensor:
         """The next decoded batch, float32 ``(B, S, S, 3)``."""

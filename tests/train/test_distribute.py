@@ -39,6 +39,12 @@ def test_batches_split_at_triplet_boundaries_and_tf_config_is_checked():
     np.testing.assert_array_equal(distribute.split_bounds(3, 2, unit=3), [0, 3, 3])
     np.testing.assert_array_equal(distribute.split_bounds(5, 2), [0, 3, 5])
     assert distribute.check_global_batch(12, 2) == 6
+    # A worker's share of a global batch: its replicas' parts, one run.
+    assert distribute.local_span(12, 2, [1], unit=3) == (6, 12)
+    assert distribute.local_span(90, 4, [2, 3], unit=3) == (48, 90)  # 8, 8, 7, 7 triplets
+    assert distribute.local_span(9, 2, [0], unit=3) == (0, 6)
+    with pytest.raises(ValueError, match="not consecutive"):
+        distribute.local_span(12, 4, [0, 2])
     with pytest.raises(InputError, match=r"--batch-size 9 .* 3 x 2 = 6.*use e.g. 6 or 12"):
         distribute.check_global_batch(9, 2)
 
