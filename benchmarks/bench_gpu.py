@@ -90,7 +90,7 @@ def _peak(result: Comparison) -> Comparison:
 def _graph(sizes: Sizes, base: Path, **fields: Any) -> Any:
     from facenet_cli.config import TrainConfig
     from facenet_cli.models.sidecar import ModelInfo
-    from facenet_cli.train.loop import TrainingGraph
+    from facenet_cli.train.graph import TrainingGraph
 
     config = TrainConfig(
         logs_base_dir=base / "logs", models_base_dir=base / "models", data_dir=str(base),

@@ -91,8 +91,10 @@ def measure(s: dict, gpu: bool, **config: Any) -> Comparison:
     import tensorflow as tf
 
     from facenet_cli.config import TrainConfig
-    from facenet_cli.train.loop import Trainer, _SigintFlag
+    from facenet_cli.train.loop import Trainer
     from facenet_cli.train.reporting import NullReporter
+    from facenet_cli.train.run import SigintFlag
+    from facenet_cli.train.settings import resolve_config
 
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
@@ -104,8 +106,7 @@ def measure(s: dict, gpu: bool, **config: Any) -> Comparison:
             people_per_batch=s["people_per_batch"], images_per_person=s["images_per_person"],
             epoch_size=s["round_steps"], max_nrof_epochs=10_000, learning_rate=0.01, **config,
         )  # fmt: skip
-        trainer = Trainer(config, NullReporter())
-        trainer.setup()
+        trainer = Trainer(resolve_config(config), NullReporter())
         trainer.graph.set_learning_rate(0.01)
         images = tf.random.uniform((s["batch_size"], s["image_size"], s["image_size"], 3))
         step = tf.constant(0, tf.int64)
@@ -113,7 +114,7 @@ def measure(s: dict, gpu: bool, **config: Any) -> Comparison:
         def train_fn(batch):
             return trainer.graph.train_step(batch, step)
 
-        flag = _SigintFlag()
+        flag = SigintFlag()
         trainer.train_round(0.01, flag)  # warm-up: traces the functions, fills caches
         trainer.state.set_epoch(trainer.epoch + 1)
         real: list[float] = []
@@ -136,7 +137,7 @@ def measure(s: dict, gpu: bool, **config: Any) -> Comparison:
             assert stats is not None and stats.steps > 0
             computed.append(stats.embedded / fwd + stats.trained_images / trn)
             details.append((fwd, trn, stats))
-        trainer.summaries.close()
+        trainer.close()
     fwd, trn, stats = details[-1]
     result = Comparison(
         name=f"train pipeline efficiency ({s['model_def']} {s['image_size']}px, "

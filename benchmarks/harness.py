@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from facenet_cli.cpu import cpu_count
+
 BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 _HEADER = (
     "| date | benchmark | ours (median) | baseline (median) | ratio | target | notes |\n"
@@ -109,7 +111,7 @@ def record(result: Comparison, path: Path = BENCHMARKS_MD) -> None:
     row = (
         f"| {date} | {result.name} | {result.describe(result.ours_median)} | "
         f"{result.describe(result.baseline_median)} | {result.ratio:.2f}x | {result.target} | "
-        f"{notes} ({platform.machine()}, {_cpu_count()} cores) |\n"
+        f"{notes} ({platform.machine()}, {cpu_count()} cores) |\n"
     )
     text = path.read_text() if path.exists() else f"# Benchmarks\n\n{_MARKER}\n"
     if _MARKER not in text:
@@ -134,8 +136,3 @@ def table(results: list[Comparison]) -> str:
         )
     return "\n".join(lines)
 
-
-def _cpu_count() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

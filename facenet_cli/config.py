@@ -50,13 +50,20 @@ class AlignConfig:
     batch_size: int = 32
 
 
+# What a fresh run uses for the options a resumed run keeps unless they are given again.
+DEFAULT_MAX_NROF_EPOCHS = 500
+DEFAULT_STRATEGY = "auto"
+
+
 @dataclass(frozen=True)
 class TrainConfig:
+    """``facenet train``; ``None`` is "not given" (resolved before the run starts)."""
+
     logs_base_dir: Path = field(default_factory=default_logs_dir)
     models_base_dir: Path = field(default_factory=default_models_dir)
-    data_dir: str | None = None  # one or more roots joined with ':'; None = demo faces
-    model_def: str | None = None  # None = 'small' on the demo, 'inception_resnet_v1' otherwise
-    max_nrof_epochs: int = 500
+    data_dir: str | None = None  # one or more roots joined with ':'
+    model_def: str | None = None  # None = 'inception_resnet_v1' (or the resumed run's)
+    max_nrof_epochs: int | None = None  # None = DEFAULT_MAX_NROF_EPOCHS (or the resumed run's)
     batch_size: int = 90
     image_size: int = 160
     people_per_batch: int = 45
@@ -90,7 +97,7 @@ class TrainConfig:
     lfw_use_flipped_images: bool = False
     lfw_subtract_mean: bool = False
     lfw_batch_size: int = 100
-    strategy: str = "auto"  # auto | one | mirrored | multiworker
+    strategy: str | None = None  # auto | one | mirrored | multiworker; None = DEFAULT_STRATEGY
     mixed_precision: bool = False
 
 
@@ -133,7 +140,7 @@ class BoardConfig:
 
 @dataclass(frozen=True)
 class DemoConfig:
-    minutes: float = 2.5  # training length (120 steps a minute: see facenet_cli.demo)
+    minutes: float = 2.5  # training length (see facenet_cli.demo.settings)
     out: Path | None = None
     seed: int = 666
     dry_run: bool = False

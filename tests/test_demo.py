@@ -1,27 +1,40 @@
-"""``facenet demo``: the printed commands, the raw-pixel baseline and one shortened real demo."""
+"""The demo layer: its settings, the printed commands, the raw-pixel baseline, one real demo."""
 
 from __future__ import annotations
 
 import json
 import shlex
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from facenet_cli.cli import app
-from facenet_cli.config import AlignConfig, DemoConfig, TrainConfig, ValidateConfig
-from facenet_cli.demo import (
+from facenet_cli.config import AlignConfig, DemoConfig, TrainConfig, ValidateConfig, from_params
+from facenet_cli.data.demo_faces import demo_paths
+from facenet_cli.demo.plan import make_plan
+from facenet_cli.demo.run import raw_pixel_embeddings
+from facenet_cli.demo.settings import (
     EPOCH_SIZE,
     TRAIN_IMAGE_SIZE,
     TRAIN_OPTIONS,
-    DemoCommand,
-    command_config,
-    make_plan,
-    raw_pixel_embeddings,
+    fill_train_params,
     training_epochs,
 )
+
+
+def parse(line: str) -> tuple[str, dict[str, Any]]:
+    """The command name and parameters the CLI's own parser gives ``line``."""
+    _, name, *args = shlex.split(line)
+    group = typer.main.get_command(app)
+    with group.make_context("facenet", [name, *args]) as group_ctx:
+        command = group.get_command(group_ctx, name)
+        assert command is not None
+        with command.make_context(name, args, parent=group_ctx) as ctx:
+            return name, dict(ctx.params)
 
 
 def test_dry_run_prints_the_four_commands_and_writes_nothing(tmp_path: Path) -> None:
@@ -29,19 +42,22 @@ def test_dry_run_prints_the_four_commands_and_writes_nothing(tmp_path: Path) -> 
     result = CliRunner().invoke(app, ["demo", "--dry-run", "--out", str(out), "--seed", "7"])
     assert result.exit_code == 0, result.output
     lines = [line for line in result.stdout.splitlines() if line.startswith("facenet ")]
-    assert [shlex.split(line)[1] for line in lines] == ["align", "align", "train", "validate"]
+    parsed = [parse(line) for line in lines]
+    assert [name for name, _ in parsed] == ["align", "align", "train", "validate"]
     assert not out.exists()
 
     # Every line parses with the CLI's own parser into the config the demo runs.
-    commands = [DemoCommand(shlex.split(line)[1], tuple(shlex.split(line)[2:])) for line in lines]
-    align_train, align_test = (command_config(c, AlignConfig) for c in commands[:2])
+    plan = make_plan(DemoConfig(out=out, seed=7))
+    align_train, align_test = (from_params(AlignConfig, p) for _, p in parsed[:2])
+    assert (align_train, align_test) == (plan.align_train, plan.align_test)
     assert (align_train.input_dir, align_train.output_dir) == (
         out / "raw" / "train",
         out / "aligned" / "train",
     )
     assert align_test.output_dir == out / "aligned" / "test"
     assert (align_train.image_size, align_train.margin) == (160, 32)
-    train = command_config(commands[2], TrainConfig)
+    train = from_params(TrainConfig, parsed[2][1])
+    assert train == plan.train
     assert train.data_dir == str(out / "aligned" / "train")
     assert train.lfw_dir == out / "aligned" / "test"
     assert train.lfw_pairs == out / "pairs.txt"
@@ -53,21 +69,35 @@ def test_dry_run_prints_the_four_commands_and_writes_nothing(tmp_path: Path) -> 
     )
     assert train.epoch_size == EPOCH_SIZE
     assert train.max_nrof_epochs == training_epochs(DemoConfig().minutes)
-    validate = command_config(commands[3], ValidateConfig)
+    validate = from_params(ValidateConfig, parsed[3][1])
+    assert validate == plan.validate(out / "models" / "RUN")
     assert validate.lfw_dir == out / "aligned" / "test"
     assert validate.model is not None and validate.model.parent == out / "models"
     # The plan the real run uses is the same text.
-    plan = make_plan(DemoConfig(out=out, seed=7))
-    assert [c.line for c in plan.commands(out / "models" / "RUN")] == lines
+    assert plan.lines(out / "models" / "RUN") == lines
 
 
 def test_minutes_set_the_training_length() -> None:
     short = make_plan(DemoConfig(minutes=1.0, out=Path("/x")))
     long = make_plan(DemoConfig(minutes=4.0, out=Path("/x")))
-    assert command_config(long.train, TrainConfig).max_nrof_epochs == pytest.approx(
-        4 * command_config(short.train, TrainConfig).max_nrof_epochs, abs=1
-    )
+    assert long.epochs == pytest.approx(4 * short.epochs, abs=1)
     assert training_epochs(0.01) == 1
+
+
+def test_train_without_data_takes_the_demo_settings_but_keeps_what_was_given(
+    tmp_path: Path,
+) -> None:
+    paths = demo_paths(tmp_path / "demo")
+    _, given = parse("facenet train --epoch-size 1000 --max-nrof-epochs 500 --alpha 0.2")
+    config = from_params(TrainConfig, fill_train_params(given, paths))
+    # Given on purpose, though equal to the library's defaults: kept.
+    assert (config.epoch_size, config.max_nrof_epochs, config.alpha) == (1000, 500, 0.2)
+    assert config.data_dir == str(paths.aligned_train) and config.lfw_pairs == paths.pairs
+    assert config.model_def == "demo_small" and config.learning_rate == 0.05
+    # Not given: the demo's, the same settings `facenet demo` trains with.
+    _, bare = parse("facenet train")
+    demo = from_params(TrainConfig, fill_train_params(bare, paths))
+    assert demo == make_plan(DemoConfig(out=paths.root)).train
 
 
 def test_raw_pixel_embeddings_are_standardised_unit_vectors() -> None:
@@ -83,8 +113,9 @@ def test_raw_pixel_embeddings_are_standardised_unit_vectors() -> None:
 
 
 def test_demo_model_sees_the_whole_crop_at_half_resolution() -> None:
-    from facenet_cli.models.registry import create_model
+    from facenet_cli.models.registry import create_model, model_names
 
+    assert TRAIN_OPTIONS["model_def"] in model_names()
     model = create_model(TRAIN_OPTIONS["model_def"], embedding_size=8, image_size=64)
     images = np.random.default_rng(0).normal(size=(2, 64, 64, 3)).astype(np.float32)
     out = np.asarray(model(images, training=False))

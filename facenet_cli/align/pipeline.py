@@ -22,19 +22,18 @@ import zlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facenet_cli.align.journal import Journal, Record, write_text_atomic
 from facenet_cli.config import AlignConfig
+from facenet_cli.cpu import cpu_count
 from facenet_cli.data.dataset import IMAGE_EXTENSIONS
 from facenet_cli.errors import FacenetError, InputError, StorageError
 
 if TYPE_CHECKING:
     import numpy as np
-
-    from facenet_cli.data.demo_faces import DemoPaths
 
 BOX_FILE = "bounding_boxes"
 FAILURES_FILE = "failures"
@@ -385,10 +384,6 @@ def _worker_main(
 # ---------------------------------------------------------------------------------- run
 
 
-def _cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 CORES_PER_WORKER = 4
 IMAGES_PER_WORKER = 500
 
@@ -398,7 +393,7 @@ def auto_workers(cores: int, pending: int) -> int:
 
     Each process runs TensorFlow with ``cores // workers`` threads, which already keeps its cores
     busy on the batched networks; a process costs several CPU-seconds to start (importing
-    TensorFlow), which a small job never wins back. Measured on 2 cores, 300 demo photos: one
+    TensorFlow), which a small job never wins back. Measured on 2 cores, 300 built-in photos: one
     process with 2 threads used 15 s of CPU, two processes with 1 thread each 22-25 s.
     """
     return max(1, min(cores // CORES_PER_WORKER, pending // IMAGES_PER_WORKER))
@@ -456,14 +451,14 @@ def _compact(
 
 
 def run_align(config: AlignConfig, *, quiet: bool = False) -> AlignSummary:
-    """Align a dataset (or, with no input folder, both splits of the demo photos).
+    """Align a dataset.
 
     Args:
         config: the ``align`` options.
         quiet: no progress bar or summary table.
 
     Returns:
-        The run's summary (for the demo: both splits added up).
+        The run's summary.
 
     Raises:
         InputError: bad input folder, bad ``--shard`` or ``--mode``, or an output folder
@@ -471,35 +466,7 @@ def run_align(config: AlignConfig, *, quiet: bool = False) -> AlignSummary:
         FacenetError: a worker process failed.
     """
     if config.input_dir is None:
-        from facenet_cli.data.demo_faces import DEMO_IMAGE_SIZE, DEMO_MARGIN, build_demo_photos
-
-        paths = build_demo_photos()
-        # The demo folders feed `train` and `validate`: only options that do not change the
-        # output carry over; sizes are the demo's own.
-        keep = ("workers", "batch_size", "random_order", "gpu_memory_fraction")
-        base = {k: v for k, v in asdict(config).items() if k in keep}
-        base.update(image_size=DEMO_IMAGE_SIZE, margin=DEMO_MARGIN)
-        parts = [
-            align_dataset(AlignConfig(**{**base, "input_dir": src, "output_dir": dst}), quiet=quiet)
-            for src, dst in (
-                (paths.raw_train, paths.aligned_train),
-                (paths.raw_test, paths.aligned_test),
-            )
-        ]
-        failures: Counter[str] = Counter()
-        for p in parts:
-            failures.update(p.failures)
-        return AlignSummary(
-            input_dir=paths.raw_train.parent,
-            output_dir=paths.aligned_train.parent,
-            total=sum(p.total for p in parts),
-            skipped=sum(p.skipped for p in parts),
-            processed=sum(p.processed for p in parts),
-            aligned=sum(p.aligned for p in parts),
-            faces=sum(p.faces for p in parts),
-            failures=dict(failures),
-            seconds=sum(p.seconds for p in parts),
-        )
+        raise InputError("facenet align INPUT_DIR OUTPUT_DIR: INPUT_DIR is missing")
     if config.output_dir is None:
         raise InputError("facenet align INPUT_DIR OUTPUT_DIR: OUTPUT_DIR is missing")
     return align_dataset(config, quiet=quiet)
@@ -591,9 +558,9 @@ def _process(
     from facenet_cli.progress import progress_bars
 
     pending = sum(sum(t.todo) for t in tasks)
-    workers = config.workers or auto_workers(_cpu_count(), pending)
+    workers = config.workers or auto_workers(cpu_count(), pending)
     workers = max(1, min(workers, len(tasks)))
-    threads = max(1, _cpu_count() // workers)
+    threads = max(1, cpu_count() // workers)
     new: list[Record] = []
     faces = failures = 0
     started = time.monotonic()
@@ -643,7 +610,7 @@ class _quiet_bars:
 def _run_inline(config: AlignConfig, tasks: list[ChunkTask], tmp_tag: str, report: Any) -> None:
     from facenet_cli.align.detector import configure_tensorflow
 
-    configure_tensorflow(_cpu_count(), config.gpu_memory_fraction)
+    configure_tensorflow(cpu_count(), config.gpu_memory_fraction)
     aligner = ChunkAligner(config, tmp_tag)
     try:
         for _task, records in aligner.chunks(iter(tasks)):
@@ -734,24 +701,3 @@ def _print_summary(s: AlignSummary) -> None:
     table.add_row("bounding boxes", str(s.box_file))
     table.add_row("failures", str(s.failures_file))
     console.print(table)
-
-
-def ensure_demo_aligned(root: Path | None = None, *, quiet: bool = False) -> DemoPaths:
-    """Build the demo photos when missing and align both splits at 160 px / margin 32.
-
-    Resumable, and cheap when already done (no TensorFlow is loaded then). Waits when another
-    process is aligning the same demo folder. Shows a progress bar only when there is work.
-    """
-    from facenet_cli.data.demo_faces import DEMO_IMAGE_SIZE, DEMO_MARGIN, build_demo_photos
-
-    paths = build_demo_photos(root)
-    for src, dst in ((paths.raw_train, paths.aligned_train), (paths.raw_test, paths.aligned_test)):
-        align_dataset(
-            AlignConfig(
-                input_dir=src, output_dir=dst, image_size=DEMO_IMAGE_SIZE, margin=DEMO_MARGIN
-            ),
-            quiet=quiet,
-            wait=True,
-            show_summary=False,
-        )
-    return paths

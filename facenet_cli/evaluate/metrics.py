@@ -297,23 +297,23 @@ class EvaluationResult:
             "nrof_pairs": self.nrof_pairs,
             "nrof_folds": self.nrof_folds,
             "distance_metric": self.distance_metric,
-            "accuracy": _num(self.accuracy_mean),
-            "accuracy_std": _num(self.accuracy_std),
-            "threshold": _num(self.threshold),
-            "threshold_std": _num(self.threshold_std),
-            "val": _num(self.val_mean),
-            "val_std": _num(self.val_std),
-            "far": _num(self.far_mean),
+            "accuracy": finite_or_none(self.accuracy_mean),
+            "accuracy_std": finite_or_none(self.accuracy_std),
+            "threshold": finite_or_none(self.threshold),
+            "threshold_std": finite_or_none(self.threshold_std),
+            "val": finite_or_none(self.val_mean),
+            "val_std": finite_or_none(self.val_std),
+            "far": finite_or_none(self.far_mean),
             "far_target": self.far_target,
             "far_unreachable_folds": self.nrof_unreachable_folds,
-            "auc": _num(self.auc),
-            "eer": _num(self.eer),
+            "auc": finite_or_none(self.auc),
+            "eer": finite_or_none(self.eer),
             "folds": {
-                "accuracy": [_num(v) for v in self.accuracy],
-                "threshold": [_num(v) for v in self.best_thresholds],
-                "val": [_num(v) for v in self.val],
-                "far": [_num(v) for v in self.far],
-                "val_threshold": [_num(v) for v in self.val_thresholds],
+                "accuracy": [finite_or_none(v) for v in self.accuracy],
+                "threshold": [finite_or_none(v) for v in self.best_thresholds],
+                "val": [finite_or_none(v) for v in self.val],
+                "far": [finite_or_none(v) for v in self.far],
+                "val_threshold": [finite_or_none(v) for v in self.val_thresholds],
             },
         }
 
@@ -323,9 +323,10 @@ def _mean_of(values: np.ndarray) -> float:
     return float(np.mean(values)) if values.size else math.nan
 
 
-def _num(value: float) -> float | None:
+def finite_or_none(value: float) -> float | None:
+    """``value`` as a float, or None when it is NaN or infinite (JSON has neither)."""
     value = float(value)
-    return None if math.isnan(value) else value
+    return value if math.isfinite(value) else None
 
 
 def evaluate(

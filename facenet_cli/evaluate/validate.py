@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from facenet_cli.cpu import cpu_count
 from facenet_cli.errors import InputError
 from facenet_cli.evaluate.metrics import EvaluationResult, evaluate, metric_id
 
@@ -137,7 +138,7 @@ def _dataset(paths: tuple[str, ...], image_size: int, batch_size: int) -> Any:
         # (on the 2-core development host: 0.85x instead of 0.73x of the raw forward speed in
         # one alternating measurement; the noisy shared host does not always show it).
         options = tf.data.Options()
-        options.threading.private_threadpool_size = max(1, _cpu_count() // 2)
+        options.threading.private_threadpool_size = max(1, cpu_count() // 2)
         dataset = dataset.with_options(options)
     return dataset
 
@@ -191,12 +192,6 @@ class CropCache:
             yield images
         if crops is not None and done == len(paths):
             self._key, self._crops = key, crops
-
-
-def _cpu_count() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def embed_paths(
@@ -363,42 +358,10 @@ def evaluate_on_pairs(
 # ------------------------------------------------------------------------------------ the job
 
 
-def newest_run(models_dir: Path) -> Path | None:
-    """The run folder under ``models_dir`` whose newest file is the most recent."""
-    if not models_dir.is_dir():
-        return None
-    best: tuple[float, Path] | None = None
-    for run in models_dir.iterdir():
-        if not run.is_dir():
-            continue
-        stamps = [p.stat().st_mtime for p in run.iterdir() if p.is_file()]
-        if not stamps:
-            continue
-        if best is None or max(stamps) > best[0]:
-            best = (max(stamps), run)
-    return best[1] if best else None
-
-
 def _resolve_inputs(config: ValidateConfig) -> tuple[Path, Path, Path]:
-    """LFW folder, model and pairs file, with the demo defaults filled in."""
-    if config.lfw_dir is None and config.model is None:
-        from facenet_cli.data.demo_faces import demo_paths
-
-        demo = demo_paths()
-        models_dir = demo.root / "models"
-        run = newest_run(models_dir)
-        if run is None:
-            raise InputError(
-                f"{models_dir}: no demo run to validate; train one with `facenet train` "
-                "(or give LFW_DIR and MODEL)"
-            )
-        if not demo.aligned_test.is_dir():
-            raise InputError(
-                f"{demo.aligned_test}: demo test faces not aligned; run `facenet align` first"
-            )
-        return demo.aligned_test, run, config.lfw_pairs or demo.pairs
+    """LFW folder, model and pairs file (``pairs.txt`` in or beside the folder by default)."""
     if config.lfw_dir is None or config.model is None:
-        raise InputError("validate needs both LFW_DIR and MODEL (or neither, for the demo)")
+        raise InputError("validate needs both LFW_DIR and MODEL")
     lfw_dir = Path(config.lfw_dir)
     if not lfw_dir.is_dir():
         raise InputError(f"{lfw_dir}: image directory not found")

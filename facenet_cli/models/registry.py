@@ -20,6 +20,7 @@ _REGISTRY: dict[str, str] = {
     "inception_resnet_v2": "facenet_cli.models.inception_resnet_v2:inception_resnet_v2",
     "squeezenet": "facenet_cli.models.squeezenet:squeezenet",
     "small": "facenet_cli.models.small:small",
+    "demo_small": "facenet_cli.models.small:demo_small",
 }
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from facenet_cli.config import TrainConfig, to_toml_dict
-from facenet_cli.errors import InputError
+from facenet_cli.errors import FacenetError, InputError
 
 CONFIG_NAME = "config.toml"
 REVISION_NAME = "revision.txt"
@@ -61,17 +61,13 @@ def create_run_dirs(logs_base_dir: Path, models_base_dir: Path) -> tuple[str, Pa
 def resolve_run_dir(spec: Path, models_base_dir: Path) -> Path:
     """The model directory of ``--resume RUN``: a run directory, or a run name under the base.
 
-    A log directory of the run also works (its name is looked up under ``models_base_dir``),
-    and so does the name of a demo run.
+    A log directory of the run also works (its name is looked up under ``models_base_dir``).
 
     Raises:
         InputError: no such run, or the run holds no checkpoint.
     """
-    from facenet_cli.config import demo_dir
-
     spec = Path(spec).expanduser()
-    candidates = [spec, Path(models_base_dir).expanduser() / spec.name,
-                  demo_dir() / "models" / spec.name]  # fmt: skip
+    candidates = [spec, Path(models_base_dir).expanduser() / spec.name]
     for candidate in candidates:
         if (candidate / CONFIG_NAME).is_file():
             if latest_checkpoint(candidate) is None:
@@ -301,3 +297,53 @@ class TrainingState:
                 f"{self.restore_manager.directory}: no readable checkpoint to resume from"
             )
         return None
+
+
+# ------------------------------------------------------------------------------ opening a run
+
+
+@dataclasses.dataclass(frozen=True)
+class RunDirs:
+    """Where a run writes: its name, event files, checkpoints; a worker's scratch folder."""
+
+    name: str
+    log_dir: Path
+    model_dir: Path
+    scratch_dir: Path | None = None  # a non-chief worker's, removed at the end
+    restore_dir: Path | None = None  # where a non-chief worker resumes from
+
+
+def open_run_dirs(config: TrainConfig, task: Any, info: Any) -> RunDirs:
+    """Create (or, for ``--resume``, reopen) the run's folders; a new run gets its config."""
+    from facenet_cli.models.sidecar import write_model_info
+    from facenet_cli.train import distribute
+
+    resume = Path(config.resume) if config.resume is not None else None
+    if not task.is_chief:
+        # Another worker's writes go to a scratch directory removed at the end (TensorFlow's
+        # multi-worker recipe: every worker saves, only the chief where it is kept); it
+        # resumes from the chief's checkpoints.
+        scratch = distribute.worker_dir(task)
+        dirs = RunDirs(resume.name if resume else scratch.name, scratch / "logs",
+                       scratch / "model", scratch, resume)  # fmt: skip
+        dirs.model_dir.mkdir()
+        dirs.log_dir.mkdir()
+    elif resume is not None:
+        dirs = RunDirs(resume.name, Path(config.logs_base_dir).expanduser() / resume.name, resume)
+        dirs.log_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        name, log_dir, model_dir = create_run_dirs(config.logs_base_dir,
+                                                        config.models_base_dir)  # fmt: skip
+        dirs = RunDirs(name, log_dir, model_dir)
+        write_config(model_dir, config)
+        write_model_info(model_dir, info)
+    (dirs.model_dir / REVISION_NAME).write_text(revision_text())
+    clear_markers(dirs.log_dir)
+    return dirs
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The line a FAILED marker holds for ``exc``."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    return str(exc) if isinstance(exc, FacenetError) else f"{type(exc).__name__}: {exc}"

@@ -125,3 +125,18 @@ class BatchFeeder:
         except tf.errors.OpError:
             pass  # a pipeline stopped by a decode error has nothing left to run
         self._iterator = None
+
+
+def find_unreadable(paths: list[str]) -> list[str]:
+    """The paths TensorFlow's decoder cannot read (checked one by one; used after an error)."""
+    import tensorflow as tf
+
+    from facenet_cli.data.pipeline import decode_image
+
+    bad = []
+    for path in dict.fromkeys(paths):
+        try:
+            decode_image(tf.constant(path))
+        except (tf.errors.OpError, ValueError):
+            bad.append(path)
+    return bad

@@ -8,10 +8,13 @@ costs a few eager ops per value, a visible share of a small model's step.
 
 from __future__ import annotations
 
+import math
 import resource
 import time
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
@@ -66,3 +69,23 @@ class Summaries:
 
     def close(self) -> None:
         self._writer.close()
+
+
+def report_metrics(report: Any) -> dict[str, float]:
+    """The scalar figures of a ``ValidationReport`` under the ``lfw/*`` tags.
+
+    VAL and FAR are left out when no fold reaches the FAR target (they would be NaN).
+    """
+    result = report.result
+    accuracy = np.asarray(result.accuracy, dtype=np.float64)
+    values = {
+        events.LFW_ACCURACY: float(np.mean(accuracy)),
+        events.LFW_ACCURACY_STD: float(np.std(accuracy)),
+        events.LFW_AUC: float(result.auc),
+        events.LFW_EER: float(result.eer),
+    }
+    for tag, data in ((events.LFW_VAL_RATE, result.val), (events.LFW_FAR, result.far)):
+        data = np.asarray(data, dtype=np.float64)
+        if np.any(np.isfinite(data)):
+            values[tag] = float(np.nanmean(data))
+    return {k: v for k, v in values.items() if math.isfinite(v)}

@@ -46,10 +46,10 @@ def test_demo_photos_are_aligned_at_the_demo_settings(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_ensure_demo_aligned_builds_aligns_and_is_cheap_when_done() -> None:
-    from facenet_cli.align.pipeline import ensure_demo_aligned
+def test_demo_prepare_builds_aligns_and_is_cheap_when_done() -> None:
+    from facenet_cli.demo.data import prepare
 
-    paths = ensure_demo_aligned(quiet=True)
+    paths = prepare(quiet=True)
     for raw, aligned in (
         (paths.raw_train, paths.aligned_train),
         (paths.raw_test, paths.aligned_test),
@@ -60,8 +60,8 @@ def test_ensure_demo_aligned_builds_aligns_and_is_cheap_when_done() -> None:
         assert (aligned / "bounding_boxes.txt").read_text().count("\n") == n_raw
     # Done already: a new process returns without loading TensorFlow.
     code = (
-        "import sys; from facenet_cli.align.pipeline import ensure_demo_aligned; "
-        "ensure_demo_aligned(quiet=True); print('tensorflow' in sys.modules)"
+        "import sys; from facenet_cli.demo.data import prepare; "
+        "prepare(quiet=True); print('tensorflow' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]

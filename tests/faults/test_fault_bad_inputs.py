@@ -147,9 +147,10 @@ def test_train_config_file_with_wrong_types(corpus: BadInputs, good: Path, tmp_p
 def test_train_pretrained_checkpoint_from_another_model(
     models: dict[str, Path], good: Path, tmp_path: Path
 ) -> None:
-    done = invoke(*_train(good, tmp_path, "--model-def", "small", "--pretrained-model",
-                          models["foreign"]))  # fmt: skip
-    assert_one_line_error(done, EXIT_BAD_INPUT, models["foreign"])
+    # The checkpoint holds a 4-wide embedding; the model trained here is 8 wide.
+    done = invoke(*_train(good, tmp_path, "--model-def", "small", "--embedding-size", "8",
+                          "--pretrained-model", models["valid"]))  # fmt: skip
+    assert_one_line_error(done, EXIT_BAD_INPUT, models["valid"])
 
 
 def test_train_resume_checkpoint_from_another_model(

@@ -88,7 +88,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from pathlib import Path
 from facenet_cli.errors import InputError
-from facenet_cli.train.loop import run_train
+from facenet_cli.train.run import run_train
 from tests.train.test_train_loop import Recorder, tiny_config
 from tests.conftest import make_image_tree
 base = Path(sys.argv[1])
@@ -207,7 +207,8 @@ def test_mixed_precision_on_cpu_trains_and_logs_the_loss_scale(tiny, tmp_path, m
     import tensorflow as tf
 
     from facenet_cli.models.sidecar import ModelInfo
-    from facenet_cli.train.loop import TrainingGraph, run_train
+    from facenet_cli.train.graph import TrainingGraph
+    from facenet_cli.train.run import run_train
 
     # The CPU policy: bfloat16 compute, no loss scaling needed (float32's exponent range), so
     # the logged scale is 1.0.

@@ -110,7 +110,7 @@ def _tensor_value(proto):
 
 @pytest.mark.slow
 def test_run_writes_events_checkpoints_export_and_resumes(tiny, tmp_path):
-    from facenet_cli.train.loop import run_train
+    from facenet_cli.train.run import run_train
 
     rec = Recorder()
     config = tiny_config(tiny, tmp_path, lfw_dir=tiny["data"], lfw_pairs=tiny["pairs"],
@@ -164,7 +164,7 @@ def test_batch_size_must_be_a_multiple_of_three(tiny, tmp_path):
 
 
 def test_too_few_classes_is_a_clear_error_before_training(tiny, tmp_path):
-    from facenet_cli.train.loop import run_train
+    from facenet_cli.train.run import run_train
 
     with pytest.raises(InputError, match="6 classes with 2 or more images.*people-per-batch is 45"):
         run_train(tiny_config(tiny, tmp_path, people_per_batch=45), Recorder())
@@ -173,7 +173,7 @@ def test_too_few_classes_is_a_clear_error_before_training(tiny, tmp_path):
 
 def test_nan_guard_keeps_the_last_good_checkpoint(tiny, tmp_path):
     from facenet_cli.train.checkpoints import latest_checkpoint
-    from facenet_cli.train.loop import run_train
+    from facenet_cli.train.run import run_train
 
     schedule = tmp_path / "lr.txt"
     schedule.write_text("0: 0.01\n1: 1e35\n")
@@ -237,7 +237,7 @@ def test_sigint_saves_and_sigkill_resumes(tiny, tmp_path):
     last = checkpoints()[-1]
     assert last >= saved + 4
 
-    from facenet_cli.train.loop import run_train
+    from facenet_cli.train.run import run_train
 
     rec = Recorder()
     result = run_train(TrainConfig(resume=run, max_steps=last + 2), rec)
@@ -250,7 +250,7 @@ def test_sigint_saves_and_sigkill_resumes(tiny, tmp_path):
 
 
 def test_unreadable_images_are_reported_once_and_skipped(tmp_path):
-    from facenet_cli.train.loop import run_train
+    from facenet_cli.train.run import run_train
 
     data = make_image_tree(tmp_path / "ds", {f"id{i}": 4 for i in range(5)}, size=20)
     bad = data / "id0" / "id0_0005.png"
@@ -269,6 +269,7 @@ def test_unreadable_images_are_reported_once_and_skipped(tmp_path):
 def test_rounds_without_triplets_are_logged_and_resampled(tiny, tmp_path, monkeypatch):
     from facenet_cli.errors import FacenetError
     from facenet_cli.train import loop
+    from facenet_cli.train.run import run_train
 
     # Semi-hard with a zero margin admits nothing (d(a,p) < d(a,n) < d(a,p)): every round is
     # empty, each is reported, and the run stops with a clear message instead of spinning.
@@ -276,6 +277,24 @@ def test_rounds_without_triplets_are_logged_and_resampled(tiny, tmp_path, monkey
     rec = Recorder()
     config = tiny_config(tiny, tmp_path, alpha=0.0, triplet_selection="semi-hard")
     with pytest.raises(FacenetError, match="no triplets in 3 selection rounds"):
-        loop.run_train(config, rec)
+        run_train(config, rec)
     assert sum("no triplets among" in m for m in rec.messages) == 3
     assert rec.steps == []
+
+
+def test_resume_with_more_epochs_and_steps_extends_the_run(tiny, tmp_path):
+    """Given options are kept even when they equal the defaults (500 epochs here)."""
+    first = CliRunner().invoke(
+        app, cli_args(tiny, tmp_path, "--epoch-size", "2", "--max-nrof-epochs", "1")
+    )
+    assert first.exit_code == 0, first.output
+    (run,) = (tmp_path / "models").iterdir()
+    assert (run / "ckpt-2.index").is_file()
+    # The run's own settings stop it at step 2; 500 epochs (the default value, given on
+    # purpose) and --max-steps 3 take it one step further.
+    resumed = CliRunner().invoke(
+        app, ["train", "--resume", str(run), "--max-nrof-epochs", "500", "--max-steps", "3"]
+    )
+    assert resumed.exit_code == 0, resumed.output
+    assert (run / "ckpt-3.index").is_file()
+    assert (tmp_path / "logs" / run.name / "FINISHED").read_text().startswith("max_steps at step 3")

@@ -1,0 +1,1 @@
+"""The facenet subcommands: one module per command group, each with register(app)."""

@@ -1,0 +1,294 @@
+"""``facenet train``: triplet-loss training; with no data arguments, on the demo faces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from facenet_cli.config import TrainConfig, from_params
+
+_TRAIN = TrainConfig()
+
+
+def _load_config_file(
+    ctx: typer.Context, _param: typer.CallbackParam, value: Path | None
+) -> Path | None:
+    """``--config FILE.toml``: any option from a file; the command line wins."""
+    if value is None:
+        return None
+    from facenet_cli.data.config_file import read_config_file
+
+    options = read_config_file(
+        value,
+        command=ctx.info_name or "train",
+        known={p.name for p in ctx.command.params},
+        schema=TrainConfig,
+    )
+    ctx.default_map = {**(ctx.default_map or {}), **options}
+    return value
+
+
+_DATA = "Data"
+_MODEL = "Model"
+_OPT = "Optimisation"
+_SEL = "Triplet selection"
+_LFW = "LFW evaluation"
+_RUN = "Run"
+
+
+def register(app: typer.Typer) -> None:
+    """Declare ``facenet train`` on ``app``."""
+
+    @app.command()
+    def train(
+        ctx: typer.Context,
+        config: Annotated[
+            Path | None,
+            typer.Option(
+                is_eager=True,
+                callback=_load_config_file,
+                help="TOML file with any of these options (snake_case keys); the command line "
+                "wins.",
+                rich_help_panel=_RUN,
+            ),
+        ] = None,
+        data_dir: Annotated[
+            str | None,
+            typer.Option(
+                help="Aligned dataset root(s), joined with ':'. Default: demo faces.",
+                rich_help_panel=_DATA,
+            ),
+        ] = None,
+        logs_base_dir: Annotated[
+            Path | None,
+            typer.Option(
+                help="Event files go to <this>/<run>/.",
+                show_default=str(_TRAIN.logs_base_dir),
+                rich_help_panel=_RUN,
+            ),
+        ] = None,
+        models_base_dir: Annotated[
+            Path | None,
+            typer.Option(
+                help="Checkpoints go to <this>/<run>/.",
+                show_default=str(_TRAIN.models_base_dir),
+                rich_help_panel=_RUN,
+            ),
+        ] = None,
+        model_def: Annotated[
+            str | None,
+            typer.Option(
+                help="Registered model (inception_resnet_v1, inception_resnet_v2, squeezenet, "
+                "small, demo_small; models.inception_resnet_v1 also works) or "
+                "package.module:function. Default: inception_resnet_v1, or demo_small on the "
+                "demo faces.",
+                rich_help_panel=_MODEL,
+            ),
+        ] = None,
+        max_nrof_epochs: Annotated[
+            int | None,
+            typer.Option(
+                min=1,
+                help="Default: 500, or the resumed run's.",
+                show_default=False,
+                rich_help_panel=_RUN,
+            ),
+        ] = None,
+        max_steps: Annotated[
+            int | None,
+            typer.Option(min=1, help="Stop after this global step.", rich_help_panel=_RUN),
+        ] = None,
+        batch_size: Annotated[
+            int | None,
+            typer.Option(
+                min=3,
+                help="Images per step; a multiple of 3.",
+                show_default=str(_TRAIN.batch_size),
+                rich_help_panel=_OPT,
+            ),
+        ] = None,
+        image_size: Annotated[
+            int | None,
+            typer.Option(min=8, show_default=str(_TRAIN.image_size), rich_help_panel=_DATA),
+        ] = None,
+        people_per_batch: Annotated[
+            int | None,
+            typer.Option(
+                min=2,
+                help="Identities sampled per selection round.",
+                show_default=str(_TRAIN.people_per_batch),
+                rich_help_panel=_SEL,
+            ),
+        ] = None,
+        images_per_person: Annotated[
+            int | None,
+            typer.Option(
+                min=2,
+                help="Images sampled per identity.",
+                show_default=str(_TRAIN.images_per_person),
+                rich_help_panel=_SEL,
+            ),
+        ] = None,
+        epoch_size: Annotated[
+            int | None,
+            typer.Option(
+                min=1,
+                help="Training steps per epoch.",
+                show_default=str(_TRAIN.epoch_size),
+                rich_help_panel=_RUN,
+            ),
+        ] = None,
+        alpha: Annotated[
+            float | None,
+            typer.Option(
+                min=0.0,
+                help="Triplet margin.",
+                show_default=str(_TRAIN.alpha),
+                rich_help_panel=_SEL,
+            ),
+        ] = None,
+        embedding_size: Annotated[int, typer.Option(min=1, rich_help_panel=_MODEL)] = (
+            _TRAIN.embedding_size
+        ),
+        random_crop: Annotated[bool, typer.Option(rich_help_panel=_DATA)] = _TRAIN.random_crop,
+        random_flip: Annotated[
+            bool | None,
+            typer.Option(show_default=str(_TRAIN.random_flip), rich_help_panel=_DATA),
+        ] = None,
+        use_fixed_image_standardization: Annotated[
+            bool,
+            typer.Option(help="(x - 127.5) / 128 instead of per-image.", rich_help_panel=_DATA),
+        ] = _TRAIN.use_fixed_image_standardization,
+        keep_probability: Annotated[
+            float,
+            typer.Option(
+                min=0.0,
+                max=1.0,
+                help="Dropout keep probability.",
+                rich_help_panel=_MODEL,
+            ),
+        ] = _TRAIN.keep_probability,
+        weight_decay: Annotated[float, typer.Option(min=0.0, rich_help_panel=_MODEL)] = (
+            _TRAIN.weight_decay
+        ),
+        optimizer: Annotated[
+            str | None,
+            typer.Option(
+                help="ADAGRAD, ADADELTA, ADAM, RMSPROP or MOM.",
+                show_default=_TRAIN.optimizer,
+                rich_help_panel=_OPT,
+            ),
+        ] = None,
+        learning_rate: Annotated[
+            float | None,
+            typer.Option(
+                help="Initial rate; <= 0 uses --learning-rate-schedule-file.",
+                show_default=str(_TRAIN.learning_rate),
+                rich_help_panel=_OPT,
+            ),
+        ] = None,
+        learning_rate_decay_epochs: Annotated[int, typer.Option(min=1, rich_help_panel=_OPT)] = (
+            _TRAIN.learning_rate_decay_epochs
+        ),
+        learning_rate_decay_factor: Annotated[float, typer.Option(rich_help_panel=_OPT)] = (
+            _TRAIN.learning_rate_decay_factor
+        ),
+        learning_rate_schedule_file: Annotated[
+            Path | None,
+            typer.Option(help="Lines 'epoch: lr'; '-1' stops the run.", rich_help_panel=_OPT),
+        ] = None,
+        moving_average_decay: Annotated[float, typer.Option(rich_help_panel=_OPT)] = (
+            _TRAIN.moving_average_decay
+        ),
+        triplet_selection: Annotated[
+            str,
+            typer.Option(
+                help="random (the original's rule), semi-hard or hard.",
+                rich_help_panel=_SEL,
+            ),
+        ] = _TRAIN.triplet_selection,
+        selection_mode: Annotated[
+            str | None,
+            typer.Option(
+                help="Embed for selection in inference (default) or training mode.",
+                show_default=_TRAIN.selection_mode,
+                rich_help_panel=_SEL,
+            ),
+        ] = None,
+        seed: Annotated[int, typer.Option(rich_help_panel=_RUN)] = _TRAIN.seed,
+        gpu_memory_fraction: Annotated[
+            float, typer.Option(min=0.0, max=1.0, rich_help_panel=_RUN)
+        ] = _TRAIN.gpu_memory_fraction,
+        pretrained_model: Annotated[
+            Path | None,
+            typer.Option(help="Checkpoint or model to start from.", rich_help_panel=_MODEL),
+        ] = None,
+        resume: Annotated[
+            Path | None,
+            typer.Option(
+                help="Run directory (or name) to continue at its exact step.",
+                rich_help_panel=_RUN,
+            ),
+        ] = None,
+        keep_checkpoints: Annotated[int, typer.Option(min=1, rich_help_panel=_RUN)] = (
+            _TRAIN.keep_checkpoints
+        ),
+        lfw_dir: Annotated[
+            Path | None,
+            typer.Option(help="Aligned LFW (or pairs) images.", rich_help_panel=_LFW),
+        ] = None,
+        lfw_pairs: Annotated[Path | None, typer.Option(rich_help_panel=_LFW)] = None,
+        lfw_nrof_folds: Annotated[int, typer.Option(min=2, rich_help_panel=_LFW)] = (
+            _TRAIN.lfw_nrof_folds
+        ),
+        lfw_distance_metric: Annotated[
+            int,
+            typer.Option(
+                min=0,
+                max=1,
+                help="0 squared Euclidean, 1 angular.",
+                rich_help_panel=_LFW,
+            ),
+        ] = _TRAIN.lfw_distance_metric,
+        lfw_use_flipped_images: Annotated[bool, typer.Option(rich_help_panel=_LFW)] = (
+            _TRAIN.lfw_use_flipped_images
+        ),
+        lfw_subtract_mean: Annotated[bool, typer.Option(rich_help_panel=_LFW)] = (
+            _TRAIN.lfw_subtract_mean
+        ),
+        lfw_batch_size: Annotated[int, typer.Option(min=1, rich_help_panel=_LFW)] = (
+            _TRAIN.lfw_batch_size
+        ),
+        strategy: Annotated[
+            str | None,
+            typer.Option(
+                help="auto (mirrored on 2+ GPUs, else one), one, mirrored (all local GPUs) or "
+                "multiworker (machines named by TF_CONFIG); see docs/distributed.md. Default: "
+                "auto, or the resumed run's.",
+                show_default=False,
+                rich_help_panel=_RUN,
+            ),
+        ] = None,
+        mixed_precision: Annotated[
+            bool,
+            typer.Option(
+                help="16-bit compute: float16 with loss scaling on GPU, bfloat16 on CPU.",
+                rich_help_panel=_RUN,
+            ),
+        ] = _TRAIN.mixed_precision,
+    ) -> None:
+        """Train an embedding with triplet loss and online triplet selection."""
+        from facenet_cli.train.run import run_train
+
+        params = dict(ctx.params)
+        if resume is None and data_dir is None:
+            from facenet_cli.demo.data import train_params
+
+            params = train_params(params)
+        elif resume is not None and models_base_dir is None:
+            from facenet_cli.demo.data import resume_dir
+
+            params["resume"] = resume_dir(resume)
+        run_train(from_params(TrainConfig, params))

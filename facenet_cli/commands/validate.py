@@ -1,0 +1,129 @@
+"""``facenet validate``, ``pairs`` and ``export``: evaluate a model, make pairs, export a model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from facenet_cli.config import PairsConfig, ValidateConfig, from_params
+
+_VALIDATE = ValidateConfig()
+
+
+def register(app: typer.Typer) -> None:
+    """Declare ``facenet validate``, ``pairs`` and ``export`` on ``app``."""
+
+    @app.command()
+    def validate(
+        ctx: typer.Context,
+        lfw_dir: Annotated[
+            Path | None,
+            typer.Argument(
+                help="Aligned LFW images (<name>/<name>_0001.png). Default: demo pairs."
+            ),
+        ] = None,
+        model: Annotated[
+            Path | None,
+            typer.Argument(
+                help="Run directory, checkpoint, SavedModel or .keras file. "
+                "Default: the newest demo run."
+            ),
+        ] = None,
+        lfw_pairs: Annotated[Path | None, typer.Option(help="LFW-format pairs file.")] = None,
+        lfw_batch_size: Annotated[int, typer.Option(min=1)] = _VALIDATE.lfw_batch_size,
+        image_size: Annotated[
+            int | None, typer.Option(min=8, help="Default: the model's own (160).")
+        ] = None,
+        distance_metric: Annotated[
+            int,
+            typer.Option(min=0, max=1, help="0 squared Euclidean, 1 angular (arccos / pi)."),
+        ] = _VALIDATE.distance_metric,
+        use_flipped_images: Annotated[
+            bool,
+            typer.Option(help="Concatenate the embeddings of each image and its mirror."),
+        ] = _VALIDATE.use_flipped_images,
+        subtract_mean: Annotated[
+            bool, typer.Option(help="Subtract the training folds' mean embedding.")
+        ] = _VALIDATE.subtract_mean,
+        use_fixed_image_standardization: Annotated[
+            bool | None,
+            typer.Option(help="(x - 127.5) / 128. Default: the model's own."),
+        ] = None,
+        lfw_nrof_folds: Annotated[int, typer.Option(min=2)] = _VALIDATE.lfw_nrof_folds,
+        far_target: Annotated[float, typer.Option(min=0.0, max=1.0)] = _VALIDATE.far_target,
+        strict: Annotated[
+            bool, typer.Option(help="A missing image is an error, not a skip.")
+        ] = False,
+        json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+        roc: Annotated[
+            Path | None,
+            typer.Option(help="Write the ROC as CSV (or a plot, with a .png name)."),
+        ] = None,
+        make_pairs: Annotated[
+            Path | None,
+            typer.Option(help="Instead of validating, write a pairs file for this aligned folder."),
+        ] = None,
+        out: Annotated[
+            Path | None, typer.Option(help="With --make-pairs: the file to write.")
+        ] = None,
+        pairs_per_fold: Annotated[
+            int,
+            typer.Option(
+                min=1,
+                help="With --make-pairs: matched pairs per fold (and mismatched).",
+            ),
+        ] = 300,
+    ) -> None:
+        """Run the LFW 10-fold verification protocol (accuracy, VAL@FAR, AUC, EER)."""
+        if make_pairs is not None:
+            from facenet_cli.data.pairs import run_make_pairs
+
+            if out is None:
+                raise typer.BadParameter("--make-pairs needs --out FILE", param_hint="--out")
+            run_make_pairs(
+                PairsConfig(
+                    data_dir=make_pairs,
+                    out=out,
+                    nrof_folds=lfw_nrof_folds,
+                    pairs_per_fold=pairs_per_fold,
+                )
+            )
+            return
+        from facenet_cli.evaluate.validate import run_validate
+
+        config = from_params(ValidateConfig, ctx.params)
+        if lfw_dir is None and model is None:
+            from facenet_cli.demo.data import validate_config
+
+            config = validate_config(config)
+        run_validate(config)
+
+    @app.command()
+    def pairs(
+        data_dir: Annotated[
+            Path, typer.Argument(help="Aligned folder, one sub-folder per identity.")
+        ],
+        out: Annotated[Path, typer.Option(help="Pairs file to write.")],
+        nrof_folds: Annotated[int, typer.Option(min=1)] = 10,
+        pairs_per_fold: Annotated[
+            int,
+            typer.Option(min=1, help="Matched pairs per fold (as many mismatched)."),
+        ] = 300,
+        seed: Annotated[int, typer.Option()] = 666,
+    ) -> None:
+        """Write a balanced LFW-format pairs file for any aligned folder."""
+        from facenet_cli.data.pairs import run_make_pairs
+
+        run_make_pairs(PairsConfig(data_dir, out, nrof_folds, pairs_per_fold, seed))
+
+    @app.command()
+    def export(
+        source: Annotated[Path, typer.Argument(help="Run directory or checkpoint.")],
+        out: Annotated[Path, typer.Argument(help="Output folder (SavedModel + .keras + sidecar).")],
+    ) -> None:
+        """Export an embedding model as a SavedModel and a .keras file, and check parity."""
+        from facenet_cli.models.export import run_export
+
+        run_export(source, out)

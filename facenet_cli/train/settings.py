@@ -1,0 +1,161 @@
+"""A run's settings before it starts: what was not given is filled in, and everything is checked.
+
+``None`` in a ``TrainConfig`` means "not given": a resumed run keeps its own value, a fresh run
+takes the default from ``facenet_cli.config``. Checks run before any run directory is made, so
+a bad option never leaves an empty run behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from facenet_cli.config import DEFAULT_MAX_NROF_EPOCHS, DEFAULT_STRATEGY, TrainConfig
+from facenet_cli.data.dataset import ImageClass, get_dataset
+from facenet_cli.errors import InputError
+from facenet_cli.train import checkpoints as ckpt
+from facenet_cli.train.reporting import Reporter
+from facenet_cli.train.triplets import MODES
+
+if TYPE_CHECKING:
+    from facenet_cli.models.sidecar import ModelInfo
+
+SELECTION_MODES = ("inference", "training")
+DEFAULT_MODEL_DEF = "inception_resnet_v1"
+# What a resumed run may change; everything else is the run's own.
+RESUME_OVERRIDES = ("max_nrof_epochs", "max_steps", "strategy")
+
+
+def resolve_config(config: TrainConfig) -> TrainConfig:
+    """Fill in what was not given: a resumed run's own settings, else the defaults.
+
+    Raises:
+        InputError: no ``data_dir`` for a fresh run; a resumed run that names none.
+    """
+    if config.resume is not None:
+        model_dir = ckpt.resolve_run_dir(config.resume, config.models_base_dir)
+        saved = ckpt.read_config(model_dir)
+        if saved.data_dir is None or saved.model_def is None:
+            raise InputError(
+                f"{model_dir / ckpt.CONFIG_NAME}: names no data_dir and model_def to resume with"
+            )
+        # The run's own settings win; only how long to run and on what may be changed.
+        given = {name: getattr(config, name) for name in RESUME_OVERRIDES}
+        config = dataclasses.replace(
+            saved, resume=model_dir, **{k: v for k, v in given.items() if v is not None}
+        )
+    elif config.data_dir is None:
+        raise InputError("no --data-dir: name the aligned dataset to train on")
+    changes: dict[str, Any] = {}
+    if config.model_def is None:
+        changes["model_def"] = DEFAULT_MODEL_DEF
+    if config.max_nrof_epochs is None:
+        changes["max_nrof_epochs"] = DEFAULT_MAX_NROF_EPOCHS
+    if config.strategy is None:
+        changes["strategy"] = DEFAULT_STRATEGY
+    if config.lfw_dir is not None and config.lfw_pairs is None:
+        changes["lfw_pairs"] = Path(config.lfw_dir) / "pairs.txt"
+    return dataclasses.replace(config, **changes)
+
+
+def check_config(config: TrainConfig) -> None:
+    """Reject settings that would fail later with an obscure error (before any data is read).
+
+    Raises:
+        InputError: a batch size that is no multiple of 3, an unknown option value or model,
+            a missing schedule file.
+    """
+    if config.batch_size % 3 != 0:
+        raise InputError(
+            f"--batch-size {config.batch_size} is not a multiple of 3: every batch holds whole "
+            "(anchor, positive, negative) triplets; use e.g. "
+            f"{max(3, config.batch_size - config.batch_size % 3)}"
+        )
+    if config.triplet_selection not in MODES:
+        raise InputError(
+            f"--triplet-selection {config.triplet_selection!r}: choose {', '.join(MODES)}"
+        )
+    if config.selection_mode not in SELECTION_MODES:
+        raise InputError(
+            f"--selection-mode {config.selection_mode!r}: choose {', '.join(SELECTION_MODES)}"
+        )
+    if config.images_per_person < 2:
+        raise InputError("--images-per-person must be at least 2 to form anchor-positive pairs")
+    if config.learning_rate <= 0 and config.learning_rate_schedule_file is None:
+        raise InputError("--learning-rate <= 0 needs --learning-rate-schedule-file")
+    from facenet_cli.train.distribute import STRATEGIES
+
+    if config.strategy is not None and config.strategy not in STRATEGIES:
+        raise InputError(f"--strategy {config.strategy!r}: choose {', '.join(STRATEGIES)}")
+    from facenet_cli.train.optimizers import OPTIMIZERS
+
+    if config.optimizer.strip().upper() not in OPTIMIZERS:
+        raise InputError(f"--optimizer {config.optimizer}: choose {', '.join(OPTIMIZERS)}")
+    if config.model_def is not None:
+        from facenet_cli.models.registry import resolve_model_def
+
+        resolve_model_def(config.model_def)  # an unknown model fails before any run directory
+    if config.learning_rate_schedule_file is not None and config.learning_rate <= 0:
+        if not Path(config.learning_rate_schedule_file).is_file():
+            raise InputError(f"{config.learning_rate_schedule_file}: schedule file not found")
+
+
+def check_paths(config: TrainConfig) -> None:
+    """Evaluation data named on the command line must exist.
+
+    Raises:
+        InputError: a missing ``--lfw-dir``, a missing or malformed pairs file.
+    """
+    if config.lfw_dir is not None:
+        if not Path(config.lfw_dir).is_dir():
+            raise InputError(f"{config.lfw_dir}: --lfw-dir is not a directory")
+        if config.lfw_pairs is None or not Path(config.lfw_pairs).is_file():
+            raise InputError(f"{config.lfw_pairs}: pairs file not found (--lfw-pairs)")
+        from facenet_cli.data.pairs import read_pairs
+
+        read_pairs(config.lfw_pairs)  # a malformed line fails now, not after the first epoch
+
+
+def load_training_classes(config: TrainConfig, reporter: Reporter) -> list[ImageClass]:
+    """The dataset's classes that can form pairs, checked against ``people_per_batch``.
+
+    Raises:
+        InputError: fewer usable classes than ``people_per_batch`` (or than 2).
+    """
+    assert config.data_dir is not None
+    classes = get_dataset(config.data_dir)
+    usable = [c for c in classes if len(c) >= 2]
+    dropped = len(classes) - len(usable)
+    if dropped:
+        reporter.warning(
+            f"dropped {dropped} of {len(classes)} classes with a single image "
+            "(they cannot form anchor-positive pairs)"
+        )
+    needed = max(config.people_per_batch, 2)
+    if len(usable) < needed:
+        raise InputError(
+            f"{config.data_dir}: {len(usable)} classes with 2 or more images, but "
+            f"--people-per-batch is {config.people_per_batch}; lower it or add identities"
+        )
+    return usable
+
+
+def standardization(config: TrainConfig) -> str:
+    """The sidecar's name for the run's image standardisation."""
+    return "fixed" if config.use_fixed_image_standardization else "per_image"
+
+
+def model_info(config: TrainConfig) -> ModelInfo:
+    """The sidecar of the model a run trains (what ``build_model`` builds it from)."""
+    from facenet_cli.models.sidecar import ModelInfo
+
+    assert config.model_def is not None, "resolve_config names the model"
+    return ModelInfo(
+        model_def=config.model_def,
+        embedding_size=config.embedding_size,
+        image_size=config.image_size,
+        standardization=standardization(config),
+        keep_probability=config.keep_probability,
+        weight_decay=config.weight_decay,
+    )
