@@ -50,6 +50,17 @@ class AlignConfig:
     batch_size: int = 32
 
 
+# XLA (``jit_compile``) when neither --xla nor --no-xla is given, by device. CPU: off, since
+# `python -m benchmarks xla` measured XLA slower there (small model: 0.81x forward, 0.14x train
+# step). GPU: off until `python -m benchmarks gpu` has measured it on one.
+XLA_DEFAULT = {"CPU": False, "GPU": False}
+
+
+def resolve_xla(xla: bool | None, gpu: bool) -> bool:
+    """``--xla`` / ``--no-xla`` when given, else the device's default (``XLA_DEFAULT``)."""
+    return XLA_DEFAULT["GPU" if gpu else "CPU"] if xla is None else xla
+
+
 # What a fresh run uses for the options a resumed run keeps unless they are given again.
 DEFAULT_MAX_NROF_EPOCHS = 500
 DEFAULT_STRATEGY = "auto"
@@ -99,6 +110,7 @@ class TrainConfig:
     lfw_batch_size: int = 100
     strategy: str | None = None  # auto | one | mirrored | multiworker; None = DEFAULT_STRATEGY
     mixed_precision: bool = False
+    xla: bool | None = None  # None = XLA_DEFAULT for the device
 
 
 @dataclass(frozen=True)
@@ -117,6 +129,7 @@ class ValidateConfig:
     strict: bool = False
     json: bool = False
     roc: Path | None = None
+    xla: bool | None = None  # None = XLA_DEFAULT for the device
 
 
 @dataclass(frozen=True)

@@ -385,9 +385,14 @@ def _configure(model: Any, config: ValidateConfig) -> tuple[EmbedFn, int, list[s
     Returns:
         ``(embed, crop_size, warnings)``.
     """
+    import tensorflow as tf
+
+    from facenet_cli.config import resolve_xla
+
     info = model.info
     notes: list[str] = []
-    embed: EmbedFn = model.embed
+    xla = resolve_xla(config.xla, bool(tf.config.list_logical_devices("GPU")))
+    embed: EmbedFn = model.embedder(xla=xla)
     wanted = config.use_fixed_image_standardization
     if wanted is not None:
         mode = "fixed" if wanted else "per_image"
@@ -401,7 +406,7 @@ def _configure(model: Any, config: ValidateConfig) -> tuple[EmbedFn, int, list[s
                     f"({info.standardization!r} in model.json)"
                 )
                 embed = embedding_fn(
-                    model.keras_model, dataclasses.replace(info, standardization=mode)
+                    model.keras_model, dataclasses.replace(info, standardization=mode), xla=xla
                 )
             else:
                 notes.append(

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from facenet_cli.config import TrainConfig
+from facenet_cli.config import TrainConfig, resolve_xla
 from facenet_cli.models.sidecar import ModelInfo
 
 
@@ -44,6 +44,9 @@ class TrainingGraph:
         # Loss scaling only for float16: bfloat16 has float32's exponent range.
         self.loss_scaling = policy == "mixed_float16"
         self.info = info
+        # XLA only without replicas: the steps of a real strategy run collectives that are
+        # compiled as they are (the run says so when --xla was asked for).
+        self.xla = resolve_xla(config.xla, self.device.startswith("/GPU")) and not self.distributed
         with strategy.scope():
             self.model, self.ema_model, self.optimizer = self._build(config, policy)
         self.embed, self.train_step, self.train_rows = self._compile(config)
@@ -160,10 +163,7 @@ class TrainingGraph:
             return out
 
         if not self.distributed:
-            # autograph=False: no data-dependent Python control flow here to convert.
-            @tf.function(input_signature=[spec], reduce_retracing=True, autograph=False)
-            def embed(images: tf.Tensor) -> tf.Tensor:
-                return embed_body(images)
+            batch_size = config.batch_size
 
             def step_body(images: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
                 nrof_triplets = tf.cast(tf.shape(images)[0] // 3, tf.float32)
@@ -171,18 +171,46 @@ class TrainingGraph:
                 update_average(step)
                 return finish(sums)
 
+            # autograph=False: no data-dependent Python control flow here to convert.
+            @tf.function(input_signature=[spec], reduce_retracing=True, autograph=False)
+            def embed_graph(images: tf.Tensor) -> tf.Tensor:
+                return embed_body(images)
+
             @tf.function(input_signature=[spec, step_spec], autograph=False)
-            def train_step(images: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
+            def step_graph(images: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
                 return step_body(images, step)
 
-            @tf.function(
-                input_signature=[spec, tf.TensorSpec((None,), tf.int64), step_spec],
-                autograph=False,
-            )
+            if not self.xla:
+                embed, train_step = embed_graph, step_graph
+            else:
+                # XLA compiles one program per input shape: full batches (all but a round's
+                # last) run compiled, a shorter last batch runs the plain graph instead of
+                # compiling the model again for every size it comes in.
+                full = tf.TensorSpec((batch_size, config.image_size, config.image_size, 3),
+                                     tf.float32)  # fmt: skip
+
+                @tf.function(input_signature=[full], autograph=False, jit_compile=True)
+                def embed_xla(images: tf.Tensor) -> tf.Tensor:
+                    return embed_body(images)
+
+                @tf.function(input_signature=[full, step_spec], autograph=False, jit_compile=True)
+                def step_xla(images: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
+                    return step_body(images, step)
+
+                def embed(images: tf.Tensor) -> tf.Tensor:
+                    compiled = int(images.shape[0]) == batch_size
+                    return (embed_xla if compiled else embed_graph)(images)
+
+                def train_step(images: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
+                    compiled = int(images.shape[0]) == batch_size
+                    return (step_xla if compiled else step_graph)(images, step)
+
             def train_rows(cache: tf.Tensor, rows: tf.Tensor, step: tf.Tensor) -> dict[str, Any]:
-                # Rows of a round's images already decoded for its selection, gathered on
-                # the device.
-                return step_body(tf.gather(cache, rows), step)
+                # Rows of a round's images already decoded for its selection, gathered on the
+                # device (outside the step: the cache's size changes from round to round).
+                with tf.device(self.device):
+                    images = tf.gather(cache, rows)
+                return train_step(images, step)
 
             return embed, train_step, train_rows
 

@@ -88,6 +88,7 @@ class Trainer:
         self.last_lfw: float | None = None
         self.last_round: RoundStats | None = None
         self.eval_embed: Any = None
+        self.eval_cache: Any = None  # the evaluation's decoded crops, kept between epochs
         configure_devices(config)
         # Multi-worker collectives are set up when the strategy is created, before any op runs.
         self.task = distribute.task_info(config.strategy)
@@ -103,6 +104,10 @@ class Trainer:
         keras.utils.set_random_seed(config.seed)
         self.info = model_info(config)
         self.graph = TrainingGraph(config, self.info, self.strategy)
+        if config.xla and not self.graph.xla:
+            reporter.warning(
+                f"--xla: not applied with {self.nrof_replicas} replicas (one-device runs only)"
+            )
         dirs = ckpt.open_run_dirs(config, self.task, self.info)
         self.run_name, self.log_dir, self.model_dir = dirs.name, dirs.log_dir, dirs.model_dir
         self.scratch_dir = dirs.scratch_dir
@@ -434,13 +439,15 @@ class Trainer:
         config = self.config
         if config.lfw_dir is None or config.lfw_pairs is None or not self.task.is_chief:
             return
-        from facenet_cli.evaluate.validate import evaluate_on_pairs
+        from facenet_cli.evaluate.validate import CropCache, evaluate_on_pairs
         from facenet_cli.models.loading import embedding_fn
         from facenet_cli.train.summaries import report_metrics
 
         if self.eval_embed is None:
             self.eval_embed = embedding_fn(self.graph.ema_model, self.info,
-                                            batch_size=config.lfw_batch_size)  # fmt: skip
+                                           batch_size=config.lfw_batch_size,
+                                           xla=self.graph.xla)  # fmt: skip
+            self.eval_cache = CropCache()
         start = time.perf_counter()
         report = evaluate_on_pairs(
             self.eval_embed,
@@ -452,6 +459,7 @@ class Trainer:
             distance_metric=config.lfw_distance_metric,
             subtract_mean=config.lfw_subtract_mean,
             nrof_folds=config.lfw_nrof_folds,
+            cache=self.eval_cache,
         )
         elapsed = time.perf_counter() - start
         metrics = report_metrics(report)
