@@ -60,6 +60,8 @@ SMOKE = Sizes("small", 32, 12, 4, 3, train_repeats=1, round_steps=2, rounds=1,
 # Training variants measured against fp32: label -> TrainConfig fields.
 VARIANTS: dict[str, dict[str, bool]] = {
     "mixed precision": {"mixed_precision": True},
+    "XLA": {"xla": True},
+    "mixed precision + XLA": {"mixed_precision": True, "xla": True},
 }
 
 
@@ -99,7 +101,9 @@ def _graph(sizes: Sizes, base: Path, **fields: Any) -> Any:
         learning_rate=0.01, **fields,
     )  # fmt: skip
     info = ModelInfo(sizes.model_def, config.embedding_size, sizes.image_size, "per_image")
-    return TrainingGraph(config, info)
+    graph = TrainingGraph(config, info)
+    assert graph.xla == bool(fields.get("xla")), "XLA as asked (one device)"
+    return graph
 
 
 def _sync(out: Any) -> None:

@@ -390,3 +390,20 @@ def test_cli_image_size_flag_conflicting_with_the_sidecar(tmp_path, small_model)
     assert "--image-size 12 differs from the model's input size 16" in result.stderr
     data = json.loads(result.stdout)
     assert data["pairs_used"] == 24 and data["pairs"] == str(root / "pairs.txt")
+
+
+def test_cli_xla_gives_the_same_figures(tmp_path, image_tree, small_model):
+    from facenet_cli.data.pairs import make_pairs, write_pairs
+
+    root = image_tree({f"p{i}": 3 for i in range(5)}, size=20)
+    pairs = tmp_path / "pairs.txt"
+    write_pairs(pairs, make_pairs(root, 2, 4, seed=0), 2, 4)
+    args = ["validate", str(root), str(small_model), "--lfw-pairs", str(pairs),
+            "--lfw-nrof-folds", "2", "--json"]  # fmt: skip
+    plain = runner.invoke(app, [*args, "--no-xla"])
+    compiled = runner.invoke(app, [*args, "--xla"])
+    assert plain.exit_code == 0 and compiled.exit_code == 0, compiled.output
+    a, b = json.loads(plain.stdout), json.loads(compiled.stdout)
+    assert a["images"] == b["images"] > 0
+    assert a["accuracy"] == pytest.approx(b["accuracy"])
+    assert a["auc"] == pytest.approx(b["auc"], abs=1e-6)
