@@ -47,6 +47,9 @@ class TrainingGraph:
         # XLA only without replicas: the steps of a real strategy run collectives that are
         # compiled as they are (the run says so when --xla was asked for).
         self.xla = resolve_xla(config.xla, self.device.startswith("/GPU")) and not self.distributed
+        self.local_replicas = self._local_replicas() if self.distributed else [0]
+        # Multi-worker: this process feeds only its own replicas, so it decodes only their rows.
+        self.decodes_share = len(self.local_replicas) < self.nrof_replicas
         with strategy.scope():
             self.model, self.ema_model, self.optimizer = self._build(config, policy)
         self.embed, self.train_step, self.train_rows = self._compile(config)
@@ -231,16 +234,21 @@ class TrainingGraph:
             update_average(step)
             return finish(sums)
 
-        def embed_distributed(images: tf.Tensor) -> tf.Tensor:
-            bounds = distribute.split_bounds(int(images.shape[0]), nrof_replicas)
-            gathered = embed_replicas(self._distribute(images, bounds))
+        # ``images`` is the whole global batch, or (``offset``) only this worker's rows of a
+        # global batch of ``nrof_rows`` (see ``local_rows``).
+        def embed_distributed(images: tf.Tensor, nrof_rows: int | None = None,
+                              offset: int = 0) -> tf.Tensor:  # fmt: skip
+            total = int(images.shape[0]) if nrof_rows is None else nrof_rows
+            bounds = distribute.split_bounds(total, nrof_replicas)
+            gathered = embed_replicas(self._distribute(images, bounds, offset))
             return strategy.experimental_local_results(gathered)[0]
 
-        def train_distributed(images: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
-            nrof_rows = int(images.shape[0])
-            bounds = distribute.split_bounds(nrof_rows, nrof_replicas, unit=3)
-            nrof_triplets = tf.constant(nrof_rows // 3, tf.float32)
-            return step_replicas(self._distribute(images, bounds), nrof_triplets, step)
+        def train_distributed(images: tf.Tensor, step: tf.Tensor, nrof_rows: int | None = None,
+                              offset: int = 0) -> dict[str, tf.Tensor]:  # fmt: skip
+            total = int(images.shape[0]) if nrof_rows is None else nrof_rows
+            bounds = distribute.split_bounds(total, nrof_replicas, unit=3)
+            nrof_triplets = tf.constant(total // 3, tf.float32)
+            return step_replicas(self._distribute(images, bounds, offset), nrof_triplets, step)
 
         def train_rows_distributed(cache: tf.Tensor, rows: tf.Tensor,
                                    step: tf.Tensor) -> dict[str, tf.Tensor]:  # fmt: skip
@@ -248,14 +256,36 @@ class TrainingGraph:
 
         return embed_distributed, train_distributed, train_rows_distributed
 
-    def _distribute(self, images: Any, bounds: np.ndarray) -> Any:
-        """Replica ``r`` (global id) gets rows ``bounds[r]:bounds[r + 1]`` of the global batch."""
+    def _distribute(self, images: Any, bounds: np.ndarray, offset: int = 0) -> Any:
+        """Replica ``r`` (global id) gets rows ``bounds[r]:bounds[r + 1]`` of the global batch,
+        of which ``images`` holds the rows from ``offset`` on."""
 
         def part(context: Any) -> Any:
             r = int(context.replica_id_in_sync_group)
-            return images[int(bounds[r]) : int(bounds[r + 1])]
+            return images[int(bounds[r]) - offset : int(bounds[r + 1]) - offset]
 
         return self.strategy.experimental_distribute_values_from_function(part)
+
+    def _local_replicas(self) -> list[int]:
+        """Global ids of this process's replicas (the value function runs for those only)."""
+        import tensorflow as tf
+
+        ids: list[int] = []
+
+        def probe(context: Any) -> Any:
+            ids.append(int(context.replica_id_in_sync_group))
+            return tf.zeros(())
+
+        self.strategy.experimental_distribute_values_from_function(probe)
+        return sorted(ids)
+
+    def local_rows(self, nrof_rows: int, unit: int = 1) -> tuple[int, int]:
+        """The rows ``[start, stop)`` of a global batch that this process's replicas take."""
+        from facenet_cli.train import distribute
+
+        if not self.decodes_share:
+            return 0, nrof_rows
+        return distribute.local_span(nrof_rows, self.nrof_replicas, self.local_replicas, unit)
 
     def set_learning_rate(self, value: float) -> None:
         self.optimizer.learning_rate.assign(value)

@@ -89,6 +89,8 @@ class Trainer:
         self.last_round: RoundStats | None = None
         self.eval_embed: Any = None
         self.eval_cache: Any = None  # the evaluation's decoded crops, kept between epochs
+        self.decoded = 0  # training images this process decoded (its share on a worker)
+        self.batched = 0  # images in the global batches of its rounds
         configure_devices(config)
         # Multi-worker collectives are set up when the strategy is created, before any op runs.
         self.task = distribute.task_info(config.strategy)
@@ -197,18 +199,22 @@ class Trainer:
         """
         import tensorflow as tf
 
-        reuse = not (self.config.random_crop or self.config.random_flip)
-        nrof_batches = self.feeder.put(paths, self.config.batch_size, self.state.rng)
+        # A worker that decodes only its share cannot keep the whole round for training.
+        reuse = not (self.config.random_crop or self.config.random_flip or
+                     self.graph.decodes_share)  # fmt: skip
+        batches = self.worker_batches(paths, unit=1)
+        self.feeder.put_batches([part for _, _, part in batches], self.state.rng)
         parts = []
         kept = []
         try:
-            for _ in range(nrof_batches):
+            for nrof_rows, offset, _ in batches:
                 batch = self.feeder.get()
                 if reuse:
                     with tf.device(self.graph.device):
                         batch = tf.identity(batch)
                     kept.append(batch)
-                parts.append(self.graph.embed(batch))
+                parts.append(self.graph.embed(batch, nrof_rows, offset)
+                             if self.graph.decodes_share else self.graph.embed(batch))  # fmt: skip
             embeddings = np.concatenate([p.numpy() for p in parts], axis=0)
         except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError):
             from facenet_cli.train.feeder import find_unreadable
@@ -226,6 +232,19 @@ class Trainer:
             with tf.device(self.graph.device):
                 cache = tf.concat(kept, axis=0)
         return embeddings, cache
+
+    def worker_batches(self, paths: list[str], unit: int) -> list[tuple[int, int, list[str]]]:
+        """``(rows, offset, paths)`` per global batch: its size, and the part this process
+        decodes (all of it, unless it is one worker of several)."""
+        size = self.config.batch_size
+        out = []
+        for first in range(0, len(paths), size):
+            batch = paths[first : first + size]
+            start, stop = self.graph.local_rows(len(batch), unit)
+            out.append((len(batch), start, batch[start:stop]))
+            self.decoded += stop - start
+            self.batched += len(batch)
+        return out
 
     def _drop_images(self, bad: list[str]) -> None:
         for path in bad:
@@ -361,8 +380,9 @@ class Trainer:
         nrof_batches = min(math.ceil(3 * len(triplets) / config.batch_size), room)
         rows = triplets[: nrof_batches * config.batch_size // 3].reshape(-1)
         if cache is None:
-            nrof_batches = self.feeder.put([paths[i] for i in rows], config.batch_size,
-                                           self.state.rng)  # fmt: skip
+            batches = self.worker_batches([paths[i] for i in rows], unit=3)
+            nrof_batches = self.feeder.put_batches([part for _, _, part in batches],
+                                                   self.state.rng)  # fmt: skip
         pending: tuple[int, dict[str, Any], float, float, int] | None = None
         trained = 0
         trained_images = 0
@@ -370,14 +390,16 @@ class Trainer:
             wait_start = time.perf_counter()
             if cache is None:
                 images = self.feeder.get()
-                nrof_images = int(images.shape[0])
+                nrof_images, offset, _ = batches[batch]
             else:
                 batch_rows = rows[batch * config.batch_size : (batch + 1) * config.batch_size]
                 nrof_images = len(batch_rows)
             data_wait = time.perf_counter() - wait_start
             step_start = time.perf_counter()
             step_tensor = tf.constant(self.step, tf.int64)
-            if cache is None:
+            if cache is None and self.graph.decodes_share:
+                outputs = self.graph.train_step(images, step_tensor, nrof_images, offset)
+            elif cache is None:
                 outputs = self.graph.train_step(images, step_tensor)
             else:
                 outputs = self.graph.train_rows(cache, tf.constant(batch_rows), step_tensor)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -194,6 +195,14 @@ def test_two_local_workers_train_checkpoint_once_and_resume(tiny, tmp_path):
     assert [s for s, _ in scalars(log)[events.LOSS]] == [1, 2, 3]
     assert list((tmp_path / "scratch").iterdir()) == []  # the other worker cleaned up
     assert "2 replicas on 2 worker(s), 3 images per replica" in first[1].stderr
+    # Each worker decodes only its replica's rows of every global batch: together, each once.
+    counts = []
+    for worker, r in enumerate(first):
+        found = re.search(rf"worker {worker}: decoded (\d+) of the (\d+) images", r.stderr)
+        assert found, r.stderr[-2000:]
+        counts.append((int(found[1]), int(found[2])))
+    (mine0, total0), (mine1, total1) = counts
+    assert total0 == total1 > 0 and mine0 + mine1 == total0 and 0 < mine0 < total0
 
     resumed = _run_workers(tiny, tmp_path, ["--resume", str(run), "--max-steps", "5"])
     assert [r.returncode for r in resumed] == [0, 0], [r.stderr[-2000:] for r in resumed]
