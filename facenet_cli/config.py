@@ -51,8 +51,9 @@ class AlignConfig:
 
 
 # XLA (``jit_compile``) when neither --xla nor --no-xla is given, by device. CPU: off, since
-# `python -m benchmarks xla` measured XLA slower there (small model: 0.81x forward, 0.14x train
-# step). GPU: off until `python -m benchmarks gpu` has measured it on one.
+# `python -m benchmarks xla` measured XLA slower there (forward 0.71x small, 0.64x
+# Inception-ResNet-v1; train step 0.25x, 0.46x). GPU: off until `python -m benchmarks gpu` has
+# measured it on one.
 XLA_DEFAULT = {"CPU": False, "GPU": False}
 
 
