@@ -3,7 +3,7 @@
 Rows (each a side-by-side comparison, so each has a ratio):
 
 - triplet training images/s of Inception-ResNet-v1 at 160 px, batch 90, through the training
-  loop's own ``TrainingGraph.train_step``: mixed precision, XLA, and both, each against fp32;
+  loop's own ``TrainingGraph.train_step``: mixed precision and XLA, each against fp32;
 - one 45 x 40 selection round: embedding its 1,800 images (the graph's ``embed``) plus
   ``select_triplets``, against the same embedding plus the original's per-pair selection loop;
 - pipeline efficiency of ``Trainer.train_round`` (``bench_train_pipeline.measure``);
@@ -61,7 +61,6 @@ SMOKE = Sizes("small", 32, 12, 4, 3, train_repeats=1, round_steps=2, rounds=1,
 VARIANTS: dict[str, dict[str, bool]] = {
     "mixed precision": {"mixed_precision": True},
     "XLA": {"xla": True},
-    "mixed precision + XLA": {"mixed_precision": True, "xla": True},
 }
 
 
