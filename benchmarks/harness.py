@@ -135,4 +135,3 @@ def table(results: list[Comparison]) -> str:
             f"{r.ratio:.2f}x | {r.target} | {notes} |"
         )
     return "\n".join(lines)
-
