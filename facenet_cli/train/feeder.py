@@ -140,3 +140,42 @@ def find_unreadable(paths: list[str]) -> list[str]:
         except (tf.errors.OpError, ValueError):
             bad.append(path)
     return bad
+
+
+def worker_batches(
+    graph: Any, paths: Sequence[str], batch_size: int, unit: int
+) -> list[tuple[int, int, list[str]]]:
+    """``(rows, offset, paths)`` per global batch of ``paths``: its size, where this process's
+    part starts, and that part (the whole batch unless the process is one worker of several;
+    ``unit=3`` keeps triplets whole)."""
+    out = []
+    for first in range(0, len(paths), batch_size):
+        batch = list(paths[first : first + batch_size])
+        start, stop = graph.local_rows(len(batch), unit)
+        out.append((len(batch), start, batch[start:stop]))
+    return out
+
+
+def embed_share(
+    feeder: BatchFeeder, graph: Any, batches: list[tuple[int, int, list[str]]], image_size: int
+) -> tuple[np.ndarray, bool]:
+    """Embed this worker's part of each global batch (queued on ``feeder``) across the cluster.
+
+    After a decoding error the remaining batches go on with blank rows, so that the other
+    workers' collectives still complete; the caller then decides with them what to drop.
+
+    Returns:
+        The gathered embeddings of the global batches, and whether decoding failed here.
+    """
+    parts, failed = [], False
+    for nrof_rows, offset, part in batches:
+        batch = None
+        if not failed:
+            try:
+                batch = feeder.get()
+            except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError):
+                failed = True
+        if batch is None:
+            batch = tf.zeros((len(part), image_size, image_size, 3))
+        parts.append(graph.embed(batch, nrof_rows, offset))
+    return np.concatenate([np.asarray(p) for p in parts], axis=0), failed

@@ -279,6 +279,15 @@ class TrainingGraph:
         self.strategy.experimental_distribute_values_from_function(probe)
         return sorted(ids)
 
+    def any_worker(self, flag: bool) -> bool:
+        """Whether ``flag`` is set on any worker (a collective: every worker must call it)."""
+        import tensorflow as tf
+
+        value = self.strategy.experimental_distribute_values_from_function(
+            lambda _context: tf.constant(float(flag))
+        )
+        return float(self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)) > 0
+
     def local_rows(self, nrof_rows: int, unit: int = 1) -> tuple[int, int]:
         """The rows ``[start, stop)`` of a global batch that this process's replicas take."""
         from facenet_cli.train import distribute

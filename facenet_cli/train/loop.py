@@ -199,33 +199,34 @@ class Trainer:
         """
         import tensorflow as tf
 
-        # A worker that decodes only its share cannot keep the whole round for training.
-        reuse = not (self.config.random_crop or self.config.random_flip or
-                     self.graph.decodes_share)  # fmt: skip
         batches = self.worker_batches(paths, unit=1)
         self.feeder.put_batches([part for _, _, part in batches], self.state.rng)
+        if self.graph.decodes_share:
+            from facenet_cli.train.feeder import embed_share
+
+            # A worker that decodes only its share cannot keep the whole round for training.
+            embeddings, failed = embed_share(self.feeder, self.graph, batches,
+                                             self.config.image_size)  # fmt: skip
+            # All workers must decide alike, or one would wait for the others in a collective:
+            # a decoding error on any worker makes every worker look for the unreadable files.
+            if self.graph.any_worker(failed):
+                self._drop_unreadable(paths)
+                return None
+            return embeddings, None
+        reuse = not (self.config.random_crop or self.config.random_flip)
         parts = []
         kept = []
         try:
-            for nrof_rows, offset, _ in batches:
+            for _ in batches:
                 batch = self.feeder.get()
                 if reuse:
                     with tf.device(self.graph.device):
                         batch = tf.identity(batch)
                     kept.append(batch)
-                parts.append(self.graph.embed(batch, nrof_rows, offset)
-                             if self.graph.decodes_share else self.graph.embed(batch))  # fmt: skip
+                parts.append(self.graph.embed(batch))
             embeddings = np.concatenate([p.numpy() for p in parts], axis=0)
         except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError):
-            from facenet_cli.train.feeder import find_unreadable
-
-            bad = find_unreadable(paths)
-            if not bad:
-                raise
-            # The pipeline stops at its first error: start a fresh one.
-            self.feeder.close()
-            self.feeder = self.new_feeder()
-            self._drop_images(bad)
+            self._drop_unreadable(paths)
             return None
         cache = None
         if reuse:
@@ -233,18 +234,27 @@ class Trainer:
                 cache = tf.concat(kept, axis=0)
         return embeddings, cache
 
+    def _drop_unreadable(self, paths: list[str]) -> None:
+        """After a decoding error: drop the unreadable images (the round is then resampled)."""
+        from facenet_cli.train.feeder import find_unreadable
+
+        bad = find_unreadable(paths)
+        if not bad:
+            raise FacenetError("an image failed to decode in a round but every image reads alone")
+        # The pipeline stops at its first error: start a fresh one.
+        self.feeder.close()
+        self.feeder = self.new_feeder()
+        self._drop_images(bad)
+
     def worker_batches(self, paths: list[str], unit: int) -> list[tuple[int, int, list[str]]]:
-        """``(rows, offset, paths)`` per global batch: its size, and the part this process
-        decodes (all of it, unless it is one worker of several)."""
-        size = self.config.batch_size
-        out = []
-        for first in range(0, len(paths), size):
-            batch = paths[first : first + size]
-            start, stop = self.graph.local_rows(len(batch), unit)
-            out.append((len(batch), start, batch[start:stop]))
-            self.decoded += stop - start
-            self.batched += len(batch)
-        return out
+        """This process's part of each global batch of ``paths`` (see ``feeder.worker_batches``),
+        counted."""
+        from facenet_cli.train.feeder import worker_batches
+
+        batches = worker_batches(self.graph, paths, self.config.batch_size, unit)
+        self.decoded += sum(len(part) for _, _, part in batches)
+        self.batched += len(paths)
+        return batches
 
     def _drop_images(self, bad: list[str]) -> None:
         for path in bad:
