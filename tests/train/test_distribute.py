@@ -244,3 +244,17 @@ def test_mixed_precision_on_cpu_trains_and_logs_the_loss_scale(tiny, tmp_path, m
         outputs = graph.train_step(images, tf.constant(step, tf.int64))
     assert np.isfinite(float(outputs["loss"]))
     assert all(np.isfinite(w).all() for w in graph.model.get_weights())
+
+
+@pytest.mark.slow
+def test_two_workers_drop_an_image_only_one_of_them_failed_to_decode(tmp_path):
+    # id0's three files are all sampled whenever id0 is (3 per person), so the broken one is in
+    # the first round with probability 4/5 per round, in one worker's share of the batch.
+    data = make_image_tree(tmp_path / "ds", {f"id{i}": 3 for i in range(5)}, size=20)
+    bad = data / "id0" / "id0_0003.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"truncated")
+    runs = _run_workers({"data": data}, tmp_path, ["--max-steps", "3", "--max-nrof-epochs", "5"])
+    assert [r.returncode for r in runs] == [0, 0], [r.stderr[-2000:] for r in runs]
+    for r in runs:
+        assert "unreadable image, skipped" in r.stderr and bad.name in r.stderr, r.stderr[-2000:]
+        assert "finished at step 3" in r.stderr
