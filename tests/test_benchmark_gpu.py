@@ -9,7 +9,8 @@ from benchmarks.__main__ import main
 from benchmarks.harness import BENCHMARKS_MD
 
 
-# Several TensorFlow graphs are built, traced and XLA-compiled: 128 s on the 2-core host at load 10.
+# Several TensorFlow graphs are built, traced and XLA-compiled: 40 s on the 2-core host at
+# load 5, two minutes and more at load 10-20.
 @pytest.mark.slow
 def test_gpu_benchmark_smoke_prints_every_row_and_records_nothing(capsys) -> None:
     before = BENCHMARKS_MD.read_bytes()
