@@ -1,17 +1,20 @@
-"""``python -m benchmarks [name ...] [--no-record]``: run benchmarks and print their ratios.
+"""``python -m benchmarks [name ...] [--no-record] [--quick] [--smoke]``: run benchmarks.
 
-Each ``benchmarks/bench_<name>.py`` defines ``run(quick: bool) -> list[Comparison]``.
+Each ``benchmarks/bench_<name>.py`` defines ``run(quick: bool) -> list[Comparison]``; those that
+also take ``smoke`` run at tiny sizes with ``--smoke`` (nothing is recorded then). Every result is
+printed, then one table of all of them.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import pkgutil
 import sys
 from pathlib import Path
 
-from benchmarks.harness import record
+from benchmarks.harness import Comparison, record, table
 
 
 def available() -> list[str]:
@@ -28,17 +31,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help=f"benchmarks to run (default all): {available()}")
     parser.add_argument("--no-record", action="store_true", help="do not append to BENCHMARKS.md")
     parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny sizes on any device, nothing recorded (gpu)"
+    )
     args = parser.parse_args(argv)
     names = args.names or available()
     unknown = sorted(set(names) - set(available()))
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}; available: {available()}")
-    for name in names:
-        module = importlib.import_module(f"benchmarks.bench_{name}")
-        for result in module.run(quick=args.quick):
+    modules = {name: importlib.import_module(f"benchmarks.bench_{name}") for name in names}
+    if args.smoke:
+        plain = [
+            n for n, m in modules.items() if "smoke" not in inspect.signature(m.run).parameters
+        ]
+        if plain:
+            parser.error(f"--smoke: {plain} have no smoke mode")
+    results: list[Comparison] = []
+    for module in modules.values():
+        kwargs = {"smoke": True} if args.smoke else {}
+        for result in module.run(quick=args.quick, **kwargs):
             print(result.summary(), flush=True)
-            if not args.no_record:
+            if not (args.no_record or args.smoke):
                 record(result)
+            results.append(result)
+    print(table(results), flush=True)
     return 0
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,9 +32,10 @@ def _settings(gpu: bool, quick: bool) -> dict:
         steps = 60 if quick else GPU_ROUND_STEPS
         return dict(model_def="inception_resnet_v1", image_size=160, batch_size=90,
                     people_per_batch=45, images_per_person=40, round_steps=steps,
-                    rounds=2 if quick else 3)  # fmt: skip
+                    rounds=2 if quick else 3, raw_calls=5 if quick else 10)  # fmt: skip
     return dict(model_def="small", image_size=64, batch_size=30, people_per_batch=10,
-                images_per_person=8, round_steps=40, rounds=2 if quick else 3)  # fmt: skip
+                images_per_person=8, round_steps=40, rounds=2 if quick else 3,
+                raw_calls=5 if quick else 10)  # fmt: skip
 
 
 def _make_images(root: Path, classes: int, per_class: int, size: int) -> Path:
@@ -77,14 +79,23 @@ def _sync(out) -> None:
 def run(quick: bool = False) -> list[Comparison]:
     import tensorflow as tf
 
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    return [measure(_settings(gpu, quick), gpu)]
+
+
+def measure(s: dict, gpu: bool, **config: Any) -> Comparison:
+    """Time ``s["rounds"]`` real rounds against the computed ones (``_settings``' keys).
+
+    ``config`` adds ``TrainConfig`` fields (``mixed_precision=True``, ...).
+    """
+    import tensorflow as tf
+
     from facenet_cli.config import TrainConfig
     from facenet_cli.train.loop import Trainer
     from facenet_cli.train.reporting import NullReporter
     from facenet_cli.train.run import SigintFlag
     from facenet_cli.train.settings import resolve_config
 
-    gpu = bool(tf.config.list_physical_devices("GPU"))
-    s = _settings(gpu, quick)
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         data = _make_images(base / "data", s["people_per_batch"] + 5, s["images_per_person"],
@@ -93,7 +104,7 @@ def run(quick: bool = False) -> list[Comparison]:
             logs_base_dir=base / "logs", models_base_dir=base / "models", data_dir=str(data),
             model_def=s["model_def"], image_size=s["image_size"], batch_size=s["batch_size"],
             people_per_batch=s["people_per_batch"], images_per_person=s["images_per_person"],
-            epoch_size=s["round_steps"], max_nrof_epochs=10_000, learning_rate=0.01,
+            epoch_size=s["round_steps"], max_nrof_epochs=10_000, learning_rate=0.01, **config,
         )  # fmt: skip
         trainer = Trainer(resolve_config(config), NullReporter())
         trainer.graph.set_learning_rate(0.01)
@@ -110,7 +121,7 @@ def run(quick: bool = False) -> list[Comparison]:
         walls: list[float] = []
         computed: list[float] = []
         details = []
-        n_raw = 5 if quick else 10
+        n_raw = s["raw_calls"]
         for _ in range(s["rounds"]):
             # The best of three short measurements: the raw speeds are the model's best case,
             # so the computed round time is a lower bound and the efficiency conservative.
@@ -148,4 +159,4 @@ def run(quick: bool = False) -> list[Comparison]:
         "selection_s": f"{stats.selection_s:.3f}",
         "real_round_wall_s": f"{float(np.median(walls)):.3f}",
     })  # fmt: skip
-    return [result]
+    return result

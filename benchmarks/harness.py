@@ -120,3 +120,18 @@ def record(result: Comparison, path: Path = BENCHMARKS_MD) -> None:
     if _HEADER not in tail:
         tail = "\n" + _HEADER + tail.lstrip("\n")
     path.write_text(head + _MARKER + tail.rstrip("\n") + "\n" + row)
+
+
+def table(results: list[Comparison]) -> str:
+    """One Markdown table of ``results``: what each row of BENCHMARKS.md would say."""
+    lines = [
+        "| benchmark | ours (median) | baseline (median) | ratio | target | notes |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        notes = "; ".join([r.notes, *[f"{k}={v}" for k, v in r.extra.items()]]).strip("; ")
+        lines.append(
+            f"| {r.name} | {r.describe(r.ours_median)} | {r.describe(r.baseline_median)} | "
+            f"{r.ratio:.2f}x | {r.target} | {notes} |"
+        )
+    return "\n".join(lines)

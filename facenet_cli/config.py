@@ -50,6 +50,18 @@ class AlignConfig:
     batch_size: int = 32
 
 
+# XLA (``jit_compile``) when neither --xla nor --no-xla is given, by device. CPU: off, since
+# `python -m benchmarks xla` measured XLA slower there (forward 0.71x small, 0.64x
+# Inception-ResNet-v1; train step 0.25x, 0.46x). GPU: off until `python -m benchmarks gpu` has
+# measured it on one.
+XLA_DEFAULT = {"CPU": False, "GPU": False}
+
+
+def resolve_xla(xla: bool | None, gpu: bool) -> bool:
+    """``--xla`` / ``--no-xla`` when given, else the device's default (``XLA_DEFAULT``)."""
+    return XLA_DEFAULT["GPU" if gpu else "CPU"] if xla is None else xla
+
+
 # What a fresh run uses for the options a resumed run keeps unless they are given again.
 DEFAULT_MAX_NROF_EPOCHS = 500
 DEFAULT_STRATEGY = "auto"
@@ -118,6 +130,7 @@ class TrainConfig:
     filter_percentile: float = 100.0
     filter_min_nrof_images_per_class: int = 0
     deterministic: bool = False  # op determinism, fixed intra-op threads (train.graph)
+    xla: bool | None = None  # None = XLA_DEFAULT for the device
 
 
 @dataclass(frozen=True)
@@ -136,6 +149,7 @@ class ValidateConfig:
     strict: bool = False
     json: bool = False
     roc: Path | None = None
+    xla: bool | None = None  # None = XLA_DEFAULT for the device
 
 
 @dataclass(frozen=True)

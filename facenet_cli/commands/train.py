@@ -372,6 +372,16 @@ def register(app: typer.Typer) -> None:
                 rich_help_panel=_RUN,
             ),
         ] = None,
+        xla: Annotated[
+            bool | None,
+            typer.Option(
+                help="Compile the train step and the forward passes with XLA (jit_compile; "
+                "one-device runs). Default: off on CPU, where it measured slower "
+                "(BENCHMARKS.md), and off on GPU until measured there.",
+                show_default=False,
+                rich_help_panel=_RUN,
+            ),
+        ] = None,
     ) -> None:
         """Train an embedding: triplet loss with online selection, or a (margin) classifier."""
         from facenet_cli.train.run import run_train

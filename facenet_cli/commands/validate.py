@@ -67,6 +67,14 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option(help="Write the ROC as CSV (or a plot, with a .png name)."),
         ] = None,
+        xla: Annotated[
+            bool | None,
+            typer.Option(
+                help="Compile the forward pass with XLA (jit_compile; Keras models). "
+                "Default: off on CPU, where it measured slower, and on GPU until measured.",
+                show_default=False,
+            ),
+        ] = None,
         make_pairs: Annotated[
             Path | None,
             typer.Option(help="Instead of validating, write a pairs file for this aligned folder."),

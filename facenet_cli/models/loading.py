@@ -75,7 +75,9 @@ def _batched(fn: Callable[[Any], Any], info: ModelInfo, batch_size: int) -> Embe
     return embed
 
 
-def embedding_fn(keras_model: Any, info: ModelInfo, batch_size: int = EMBED_BATCH) -> EmbedFn:
+def embedding_fn(
+    keras_model: Any, info: ModelInfo, batch_size: int = EMBED_BATCH, *, xla: bool = False
+) -> EmbedFn:
     """Wrap an in-memory Keras model as ``raw pixel batch -> L2-normalised embeddings``.
 
     The wrapper reads the model's current weights at every call (the training loop evaluates
@@ -85,6 +87,8 @@ def embedding_fn(keras_model: Any, info: ModelInfo, batch_size: int = EMBED_BATC
         keras_model: a model from ``create_model`` (standardised images -> prelogits).
         info: its sidecar (image size, standardisation, colour order).
         batch_size: images per forward pass.
+        xla: compile the forward pass with XLA (``jit_compile``; one compilation per batch
+            shape, so a run's last, shorter batch compiles once more).
 
     Returns:
         A function taking float32 raw pixels ``(N, S, S, 3)`` and returning ``(N, D)`` numpy.
@@ -93,7 +97,7 @@ def embedding_fn(keras_model: Any, info: ModelInfo, batch_size: int = EMBED_BATC
 
     spec = tf.TensorSpec((None, info.image_size, info.image_size, 3), tf.float32)
 
-    @tf.function(input_signature=[spec], reduce_retracing=True)
+    @tf.function(input_signature=[spec], reduce_retracing=True, jit_compile=xla)
     def forward(images: Any) -> Any:
         return embed_tensor(keras_model, info, images)
 
@@ -123,6 +127,15 @@ class EmbeddingModel:
         if self._embed is None:
             self._embed = embedding_fn(self.keras_model, self.info)
         return self._embed(images)
+
+    def embedder(self, *, xla: bool = False) -> EmbedFn:
+        """The function behind ``embed``; ``xla`` compiles a Keras model's forward pass with XLA.
+
+        A bare SavedModel runs the graph it was saved with, so ``xla`` does not apply to it.
+        """
+        if xla and self.keras_model is not None:
+            return embedding_fn(self.keras_model, self.info, xla=True)
+        return self.embed
 
 
 # ------------------------------------------------------------------------------------ building

@@ -155,6 +155,21 @@ def split_bounds(nrof_items: int, nrof_parts: int, unit: int = 1) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(counts)]) * unit
 
 
+def local_span(
+    nrof_items: int, nrof_parts: int, local_parts: list[int], unit: int = 1
+) -> tuple[int, int]:
+    """The items ``[start, stop)`` of a global batch that this worker's replicas take.
+
+    A worker's replicas have consecutive ids, so their parts of ``split_bounds`` are one run;
+    the worker decodes only those images.
+    """
+    bounds = split_bounds(nrof_items, nrof_parts, unit)
+    first, last = min(local_parts), max(local_parts)
+    if sorted(local_parts) != list(range(first, last + 1)):
+        raise ValueError(f"replicas {local_parts} of a worker are not consecutive")
+    return int(bounds[first]), int(bounds[last + 1])
+
+
 def mixed_precision_policy(has_gpu: bool) -> str:
     """``mixed_float16`` on GPUs (with loss scaling), ``mixed_bfloat16`` elsewhere."""
     return "mixed_float16" if has_gpu else "mixed_bfloat16"

@@ -80,6 +80,7 @@ class BatchFeeder:
         self.fallback = fallback
         self._queue: queue.Queue[Any] = queue.Queue()
         self._outstanding = 0
+        self.decoded = 0  # images put so far: each is decoded once
         signature = (tf.TensorSpec([None], tf.string), tf.TensorSpec([2], tf.int64))
         ds = tf.data.Dataset.from_generator(self._generate, output_signature=signature)
         ds = ds.map(self._load_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -132,13 +133,21 @@ class BatchFeeder:
         Returns:
             The number of batches queued; take each with ``get``.
         """
-        count = 0
-        for start in range(0, len(paths), batch_size):
+        batches = [paths[start : start + batch_size] for start in range(0, len(paths), batch_size)]
+        return self.put_batches(batches, rng)
+
+    def put_batches(self, batches: Sequence[Sequence[str]], rng: np.random.Generator) -> int:
+        """Queue batches of paths as given (each draws one seed from ``rng``, as in ``put``).
+
+        Returns:
+            The number of batches queued.
+        """
+        for batch in batches:
             seed = rng.integers(0, 2**62, size=2, dtype=np.int64)
-            self._queue.put((np.asarray(paths[start : start + batch_size], dtype=object), seed))
-            count += 1
-        self._outstanding += count
-        return count
+            self._queue.put((np.asarray(batch, dtype=object), seed))
+            self.decoded += len(batch)
+        self._outstanding += len(batches)
+        return len(batches)
 
     def get(self) -> tf.Tensor:
         """The next decoded batch, float32 ``(B, S, S, 3)``."""
@@ -181,3 +190,42 @@ def find_unreadable(paths: list[str]) -> list[str]:
         except (tf.errors.OpError, ValueError):
             bad.append(path)
     return bad
+
+
+def worker_batches(
+    graph: Any, paths: Sequence[str], batch_size: int, unit: int
+) -> list[tuple[int, int, list[str]]]:
+    """``(rows, offset, paths)`` per global batch of ``paths``: its size, where this process's
+    part starts, and that part (the whole batch unless the process is one worker of several;
+    ``unit=3`` keeps triplets whole)."""
+    out = []
+    for first in range(0, len(paths), batch_size):
+        batch = list(paths[first : first + batch_size])
+        start, stop = graph.local_rows(len(batch), unit)
+        out.append((len(batch), start, batch[start:stop]))
+    return out
+
+
+def embed_share(
+    feeder: BatchFeeder, graph: Any, batches: list[tuple[int, int, list[str]]], image_size: int
+) -> tuple[np.ndarray, bool]:
+    """Embed this worker's part of each global batch (queued on ``feeder``) across the cluster.
+
+    After a decoding error the remaining batches go on with blank rows, so that the other
+    workers' collectives still complete; the caller then decides with them what to drop.
+
+    Returns:
+        The gathered embeddings of the global batches, and whether decoding failed here.
+    """
+    parts, failed = [], False
+    for nrof_rows, offset, part in batches:
+        batch = None
+        if not failed:
+            try:
+                batch = feeder.get()
+            except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError):
+                failed = True
+        if batch is None:
+            batch = tf.zeros((len(part), image_size, image_size, 3))
+        parts.append(graph.embed(batch, nrof_rows, offset))
+    return np.concatenate([np.asarray(p) for p in parts], axis=0), failed

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from facenet_cli.config import TrainConfig
+from facenet_cli.config import TrainConfig, resolve_xla
 from facenet_cli.models.sidecar import ModelInfo
 
 
@@ -44,6 +44,12 @@ class TrainingGraph:
         # Loss scaling only for float16: bfloat16 has float32's exponent range.
         self.loss_scaling = policy == "mixed_float16"
         self.info = info
+        # XLA only without replicas: the steps of a real strategy run collectives that are
+        # compiled as they are (the run says so when --xla was asked for).
+        self.xla = resolve_xla(config.xla, self.device.startswith("/GPU")) and not self.distributed
+        self.local_replicas = self._local_replicas() if self.distributed else [0]
+        # Multi-worker: this process feeds only its own replicas, so it decodes only their rows.
+        self.decodes_share = len(self.local_replicas) < self.nrof_replicas
         with strategy.scope():
             self.model, self.ema_model, self.optimizer = self._build(config, policy)
         self.embed, self.train_step, self.train_rows = self._compile(config)
@@ -182,10 +188,7 @@ class TrainingGraph:
             return out
 
         if not self.distributed:
-            # autograph=False: no data-dependent Python control flow here to convert.
-            @tf.function(input_signature=[spec], reduce_retracing=True, autograph=False)
-            def embed(images: tf.Tensor) -> tf.Tensor:
-                return embed_body(images)
+            batch_size = config.batch_size
 
             def step_body(images: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
                 nrof_triplets = tf.cast(tf.shape(images)[0] // 3, tf.float32)
@@ -193,18 +196,46 @@ class TrainingGraph:
                 update_average(step)
                 return finish(sums)
 
+            # autograph=False: no data-dependent Python control flow here to convert.
+            @tf.function(input_signature=[spec], reduce_retracing=True, autograph=False)
+            def embed_graph(images: tf.Tensor) -> tf.Tensor:
+                return embed_body(images)
+
             @tf.function(input_signature=[spec, step_spec], autograph=False)
-            def train_step(images: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
+            def step_graph(images: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
                 return step_body(images, step)
 
-            @tf.function(
-                input_signature=[spec, tf.TensorSpec((None,), tf.int64), step_spec],
-                autograph=False,
-            )
+            if not self.xla:
+                embed, train_step = embed_graph, step_graph
+            else:
+                # XLA compiles one program per input shape: full batches (all but a round's
+                # last) run compiled, a shorter last batch runs the plain graph instead of
+                # compiling the model again for every size it comes in.
+                full = tf.TensorSpec((batch_size, config.image_size, config.image_size, 3),
+                                     tf.float32)  # fmt: skip
+
+                @tf.function(input_signature=[full], autograph=False, jit_compile=True)
+                def embed_xla(images: tf.Tensor) -> tf.Tensor:
+                    return embed_body(images)
+
+                @tf.function(input_signature=[full, step_spec], autograph=False, jit_compile=True)
+                def step_xla(images: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
+                    return step_body(images, step)
+
+                def embed(images: tf.Tensor) -> tf.Tensor:
+                    compiled = int(images.shape[0]) == batch_size
+                    return (embed_xla if compiled else embed_graph)(images)
+
+                def train_step(images: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
+                    compiled = int(images.shape[0]) == batch_size
+                    return (step_xla if compiled else step_graph)(images, step)
+
             def train_rows(cache: tf.Tensor, rows: tf.Tensor, step: tf.Tensor) -> dict[str, Any]:
-                # Rows of a round's images already decoded for its selection, gathered on
-                # the device.
-                return step_body(tf.gather(cache, rows), step)
+                # Rows of a round's images already decoded for its selection, gathered on the
+                # device (outside the step: the cache's size changes from round to round).
+                with tf.device(self.device):
+                    images = tf.gather(cache, rows)
+                return train_step(images, step)
 
             return embed, train_step, train_rows
 
@@ -225,16 +256,21 @@ class TrainingGraph:
             update_average(step)
             return finish(sums)
 
-        def embed_distributed(images: tf.Tensor) -> tf.Tensor:
-            bounds = distribute.split_bounds(int(images.shape[0]), nrof_replicas)
-            gathered = embed_replicas(self._distribute(images, bounds))
+        # ``images`` is the whole global batch, or (``offset``) only this worker's rows of a
+        # global batch of ``nrof_rows`` (see ``local_rows``).
+        def embed_distributed(images: tf.Tensor, nrof_rows: int | None = None,
+                              offset: int = 0) -> tf.Tensor:  # fmt: skip
+            total = int(images.shape[0]) if nrof_rows is None else nrof_rows
+            bounds = distribute.split_bounds(total, nrof_replicas)
+            gathered = embed_replicas(self._distribute(images, bounds, offset))
             return strategy.experimental_local_results(gathered)[0]
 
-        def train_distributed(images: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
-            nrof_rows = int(images.shape[0])
-            bounds = distribute.split_bounds(nrof_rows, nrof_replicas, unit=3)
-            nrof_triplets = tf.constant(nrof_rows // 3, tf.float32)
-            return step_replicas(self._distribute(images, bounds), nrof_triplets, step)
+        def train_distributed(images: tf.Tensor, step: tf.Tensor, nrof_rows: int | None = None,
+                              offset: int = 0) -> dict[str, tf.Tensor]:  # fmt: skip
+            total = int(images.shape[0]) if nrof_rows is None else nrof_rows
+            bounds = distribute.split_bounds(total, nrof_replicas, unit=3)
+            nrof_triplets = tf.constant(total // 3, tf.float32)
+            return step_replicas(self._distribute(images, bounds, offset), nrof_triplets, step)
 
         def train_rows_distributed(cache: tf.Tensor, rows: tf.Tensor,
                                    step: tf.Tensor) -> dict[str, tf.Tensor]:  # fmt: skip
@@ -242,14 +278,45 @@ class TrainingGraph:
 
         return embed_distributed, train_distributed, train_rows_distributed
 
-    def _distribute(self, images: Any, bounds: np.ndarray) -> Any:
-        """Replica ``r`` (global id) gets rows ``bounds[r]:bounds[r + 1]`` of the global batch."""
+    def _distribute(self, images: Any, bounds: np.ndarray, offset: int = 0) -> Any:
+        """Replica ``r`` (global id) gets rows ``bounds[r]:bounds[r + 1]`` of the global batch,
+        of which ``images`` holds the rows from ``offset`` on."""
 
         def part(context: Any) -> Any:
             r = int(context.replica_id_in_sync_group)
-            return images[int(bounds[r]) : int(bounds[r + 1])]
+            return images[int(bounds[r]) - offset : int(bounds[r + 1]) - offset]
 
         return self.strategy.experimental_distribute_values_from_function(part)
+
+    def _local_replicas(self) -> list[int]:
+        """Global ids of this process's replicas (the value function runs for those only)."""
+        import tensorflow as tf
+
+        ids: list[int] = []
+
+        def probe(context: Any) -> Any:
+            ids.append(int(context.replica_id_in_sync_group))
+            return tf.zeros(())
+
+        self.strategy.experimental_distribute_values_from_function(probe)
+        return sorted(ids)
+
+    def any_worker(self, flag: bool) -> bool:
+        """Whether ``flag`` is set on any worker (a collective: every worker must call it)."""
+        import tensorflow as tf
+
+        value = self.strategy.experimental_distribute_values_from_function(
+            lambda _context: tf.constant(float(flag))
+        )
+        return float(self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)) > 0
+
+    def local_rows(self, nrof_rows: int, unit: int = 1) -> tuple[int, int]:
+        """The rows ``[start, stop)`` of a global batch that this process's replicas take."""
+        from facenet_cli.train import distribute
+
+        if not self.decodes_share:
+            return 0, nrof_rows
+        return distribute.local_span(nrof_rows, self.nrof_replicas, self.local_replicas, unit)
 
     def set_learning_rate(self, value: float) -> None:
         self.optimizer.learning_rate.assign(value)

@@ -91,6 +91,9 @@ class Trainer:
         self.last_lfw: float | None = None
         self.last_round: RoundStats | None = None
         self.eval_embed: Any = None
+        self.eval_cache: Any = None  # the evaluation's decoded crops, kept between epochs
+        self.decoded = 0  # training images this process decoded (its share on a worker)
+        self.batched = 0  # images in the global batches of its rounds
         configure_devices(config)
         if config.deterministic and (problem := configure_determinism()) is not None:
             reporter.warning(problem)
@@ -108,6 +111,10 @@ class Trainer:
         keras.utils.set_random_seed(config.seed)
         self.info = with_alignment(model_info(config), config.data_dir)
         self.graph = self.make_graph()
+        if config.xla and not self.graph.xla:
+            reporter.warning(
+                f"--xla: not applied with {self.nrof_replicas} replicas (one-device runs only)"
+            )
         dirs = ckpt.open_run_dirs(config, self.task, self.info)
         self.run_name, self.log_dir, self.model_dir = dirs.name, dirs.log_dir, dirs.model_dir
         self.scratch_dir = dirs.scratch_dir
@@ -225,14 +232,27 @@ class Trainer:
         """
         import tensorflow as tf
 
+        batches = self.worker_batches(paths, unit=1)
+        self.feeder.put_batches([part for _, _, part in batches], self.state.rng)
+        if self.graph.decodes_share:
+            from facenet_cli.train.feeder import embed_share
+
+            # A worker that decodes only its share cannot keep the whole round for training.
+            embeddings, failed = embed_share(self.feeder, self.graph, batches,
+                                             self.config.image_size)  # fmt: skip
+            # All workers must decide alike, or one would wait for the others in a collective:
+            # a decoding error on any worker makes every worker look for the unreadable files.
+            if self.graph.any_worker(failed):
+                self._drop_unreadable(paths)
+                return None
+            return embeddings, None
         config = self.config
         reuse = not (config.random_crop or config.random_flip or config.random_rotate
                      or config.random_color)  # fmt: skip
-        nrof_batches = self.feeder.put(paths, self.config.batch_size, self.state.rng)
         parts = []
         kept = []
         try:
-            for _ in range(nrof_batches):
+            for _ in batches:
                 batch = self.feeder.get()
                 if reuse:
                     with tf.device(self.graph.device):
@@ -241,21 +261,35 @@ class Trainer:
                 parts.append(self.graph.embed(batch))
             embeddings = np.concatenate([p.numpy() for p in parts], axis=0)
         except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError):
-            from facenet_cli.train.feeder import find_unreadable
-
-            bad = find_unreadable(paths)
-            if not bad:
-                raise
-            # The pipeline stops at its first error: start a fresh one.
-            self.feeder.close()
-            self.feeder = self.new_feeder()
-            self._drop_images(bad)
+            self._drop_unreadable(paths)
             return None
         cache = None
         if reuse:
             with tf.device(self.graph.device):
                 cache = tf.concat(kept, axis=0)
         return embeddings, cache
+
+    def _drop_unreadable(self, paths: list[str]) -> None:
+        """After a decoding error: drop the unreadable images (the round is then resampled)."""
+        from facenet_cli.train.feeder import find_unreadable
+
+        bad = find_unreadable(paths)
+        if not bad:
+            raise FacenetError("an image failed to decode in a round but every image reads alone")
+        # The pipeline stops at its first error: start a fresh one.
+        self.feeder.close()
+        self.feeder = self.new_feeder()
+        self._drop_images(bad)
+
+    def worker_batches(self, paths: list[str], unit: int) -> list[tuple[int, int, list[str]]]:
+        """This process's part of each global batch of ``paths`` (see ``feeder.worker_batches``),
+        counted."""
+        from facenet_cli.train.feeder import worker_batches
+
+        batches = worker_batches(self.graph, paths, self.config.batch_size, unit)
+        self.decoded += sum(len(part) for _, _, part in batches)
+        self.batched += len(paths)
+        return batches
 
     def _drop_images(self, bad: list[str]) -> None:
         for path in bad:
@@ -394,8 +428,9 @@ class Trainer:
         nrof_batches = min(math.ceil(3 * len(triplets) / config.batch_size), room)
         rows = triplets[: nrof_batches * config.batch_size // 3].reshape(-1)
         if cache is None:
-            nrof_batches = self.feeder.put([paths[i] for i in rows], config.batch_size,
-                                           self.state.rng)  # fmt: skip
+            batches = self.worker_batches([paths[i] for i in rows], unit=3)
+            nrof_batches = self.feeder.put_batches([part for _, _, part in batches],
+                                                   self.state.rng)  # fmt: skip
         pending: tuple[int, dict[str, Any], float, float, int] | None = None
         trained = 0
         trained_images = 0
@@ -403,14 +438,16 @@ class Trainer:
             wait_start = time.perf_counter()
             if cache is None:
                 images = self.feeder.get()
-                nrof_images = int(images.shape[0])
+                nrof_images, offset, _ = batches[batch]
             else:
                 batch_rows = rows[batch * config.batch_size : (batch + 1) * config.batch_size]
                 nrof_images = len(batch_rows)
             data_wait = time.perf_counter() - wait_start
             step_start = time.perf_counter()
             step_tensor = tf.constant(self.step, tf.int64)
-            if cache is None:
+            if cache is None and self.graph.decodes_share:
+                outputs = self.graph.train_step(images, step_tensor, nrof_images, offset)
+            elif cache is None:
                 outputs = self.graph.train_step(images, step_tensor)
             else:
                 outputs = self.graph.train_rows(cache, tf.constant(batch_rows), step_tensor)
@@ -469,14 +506,16 @@ class Trainer:
         config = self.config
         if config.lfw_dir is None or config.lfw_pairs is None or not self.task.is_chief:
             return
-        from facenet_cli.evaluate.validate import evaluate_on_pairs
+        from facenet_cli.evaluate.validate import CropCache, evaluate_on_pairs
         from facenet_cli.models.loading import embedding_fn
         from facenet_cli.train.summaries import report_metrics
         from facenet_cli.use.threshold import record_threshold
 
         if self.eval_embed is None:
             self.eval_embed = embedding_fn(self.graph.ema_model, self.info,
-                                            batch_size=config.lfw_batch_size)  # fmt: skip
+                                           batch_size=config.lfw_batch_size,
+                                           xla=self.graph.xla)  # fmt: skip
+            self.eval_cache = CropCache()
         start = time.perf_counter()
         report = evaluate_on_pairs(
             self.eval_embed,
@@ -488,6 +527,7 @@ class Trainer:
             distance_metric=config.lfw_distance_metric,
             subtract_mean=config.lfw_subtract_mean,
             nrof_folds=config.lfw_nrof_folds,
+            cache=self.eval_cache,
         )
         elapsed = time.perf_counter() - start
         self.info = record_threshold(self.model_dir, self.info, report,

@@ -112,6 +112,11 @@ def _train(trainer: Trainer) -> RunResult:
     )  # fmt: skip
     with SigintFlag() as sigint:
         reason = trainer.run(sigint)
+        if trainer.graph.decodes_share:
+            trainer.reporter.message(
+                f"worker {trainer.task.task_id}: decoded {trainer.decoded} of the "
+                f"{trainer.batched} images of its rounds' global batches (its replicas' share)"
+            )
         if reason == "interrupted":
             trainer.save()
             raise TrainingInterrupted(

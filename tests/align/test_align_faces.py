@@ -206,3 +206,15 @@ def test_large_batches_are_split_without_changing_the_boxes(detector) -> None:
     for a, b in zip(detector.detect(images), small_groups.detect(images), strict=True):
         assert len(a) == len(b) == 1
         assert np.allclose(a.boxes, b.boxes, atol=0.05)
+
+
+def test_tiling_the_pyramid_does_not_change_the_boxes(detector) -> None:
+    from facenet_cli.align.detector import MtcnnDetector
+
+    # A 1.5 MP photo: with 128 kP canvases its first pyramid levels are cut into many tiles.
+    image, _truth = place((1000, 1500), [(0.5, 100, 200), (0.25, 600, 1100)])
+    whole = MtcnnDetector(max_canvas_pixels=4_000_000).detect([image])[0]
+    tiled = MtcnnDetector(max_canvas_pixels=128 * 128).detect([image])[0]
+    assert len(whole) == len(tiled) == 2
+    assert np.allclose(whole.boxes, tiled.boxes, atol=1e-3)
+    assert np.allclose(whole.scores, tiled.scores, atol=1e-5)

@@ -41,6 +41,29 @@ def test_pack_levels_places_levels_apart_on_even_coordinates() -> None:
         assert occupied.max() == 1
 
 
+@pytest.mark.parametrize("shape", [(150, 140), (1800, 2400), (577, 1283), (61, 600)])
+def test_split_level_yields_every_pnet_cell_once_from_its_own_window(shape) -> None:
+    height, width = shape
+    rows, cols = np.zeros(geo.pnet_cells(height), int), np.zeros(geo.pnet_cells(width), int)
+    tiles = geo.split_level(height, width, max_side=256)
+    for t in tiles:
+        assert t.height <= max(256, height if t.height == height else 0)
+        assert t.width <= max(256, width if t.width == width else 0)
+        # The tile's cells are the level's cells row0.. (its pixels start on an even row) and
+        # their 12-px windows lie inside the level.
+        n_r, n_c = geo.pnet_cells(t.height), geo.pnet_cells(t.width)
+        assert 2 * t.row0 + t.height <= height and 2 * t.col0 + t.width <= width
+        if len(tiles) > 1:
+            assert n_r > 0 and n_c > 0
+        if t.col0 == 0:
+            rows[t.row0 : t.row0 + n_r] += 1
+        if t.row0 == 0:
+            cols[t.col0 : t.col0 + n_c] += 1
+    assert rows.min() == rows.max() == 1
+    assert cols.min() == cols.max() == 1
+    assert len(geo.split_level(150, 140, max_side=256)) == 1
+
+
 def test_suppress_drops_any_box_overlapping_a_better_one() -> None:
     boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [8, 0, 18, 10], [50, 50, 60, 60]], float)
     # Box 1 overlaps box 0 (IoU 0.82) and goes; box 2 touches box 0 only a little and stays.

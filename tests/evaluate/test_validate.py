@@ -169,6 +169,38 @@ def test_too_few_pairs_left(tmp_path, image_tree):
         evaluate_on_pairs(block_embed, root, pairs, image_size=SIZE, nrof_folds=10)
 
 
+def test_a_crop_cache_decodes_once_and_changes_nothing(tmp_path, image_tree):
+    from facenet_cli.data.pairs import make_pairs, write_pairs
+    from facenet_cli.evaluate.validate import CropCache
+
+    root = image_tree({f"p{i}": 4 for i in range(6)}, size=20)
+    pairs = tmp_path / "pairs.txt"
+    write_pairs(pairs, make_pairs(root, 2, 6, seed=0), 2, 6)
+    kw = dict(image_size=SIZE, batch_size=7, nrof_folds=2)
+    streamed = evaluate_on_pairs(block_embed, root, pairs, **kw)
+    cache = CropCache()
+    first = evaluate_on_pairs(block_embed, root, pairs, cache=cache, **kw)
+    assert cache.decoded == streamed.nrof_images
+    assert cache.nbytes == streamed.nrof_images * SIZE * SIZE * 3
+    second = evaluate_on_pairs(block_embed, root, pairs, cache=cache, **kw)
+    assert cache.decoded == streamed.nrof_images  # read back, not decoded again
+    for report in (first, second):
+        assert report.result.accuracy_mean == streamed.result.accuracy_mean
+        assert np.array_equal(report.result.tpr, streamed.result.tpr)
+
+    # Another crop size is another set of crops; one over the limit streams every time.
+    def colour_embed(images: np.ndarray) -> np.ndarray:
+        v = np.asarray(images, np.float32).mean(axis=(1, 2)) - 127.5
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    evaluate_on_pairs(colour_embed, root, pairs, cache=cache, **{**kw, "image_size": 12})
+    assert cache.decoded == 2 * streamed.nrof_images
+    small = CropCache(max_bytes=streamed.nrof_images * SIZE * SIZE * 3 - 1)
+    for _ in range(2):
+        evaluate_on_pairs(block_embed, root, pairs, cache=small, **kw)
+    assert small.decoded == 2 * streamed.nrof_images and small.nbytes == 0
+
+
 # ------------------------------------------------------------------------- the CLI, real model
 
 
@@ -401,3 +433,20 @@ def test_cli_image_size_flag_conflicting_with_the_sidecar(tmp_path, small_model)
     assert "--image-size 12 differs from the model's input size 16" in result.stderr
     data = json.loads(result.stdout)
     assert data["pairs_used"] == 24 and data["pairs"] == str(root / "pairs.txt")
+
+
+def test_cli_xla_gives_the_same_figures(tmp_path, image_tree, small_model):
+    from facenet_cli.data.pairs import make_pairs, write_pairs
+
+    root = image_tree({f"p{i}": 3 for i in range(5)}, size=20)
+    pairs = tmp_path / "pairs.txt"
+    write_pairs(pairs, make_pairs(root, 2, 4, seed=0), 2, 4)
+    args = ["validate", str(root), str(small_model), "--lfw-pairs", str(pairs),
+            "--lfw-nrof-folds", "2", "--json"]  # fmt: skip
+    plain = runner.invoke(app, [*args, "--no-xla"])
+    compiled = runner.invoke(app, [*args, "--xla"])
+    assert plain.exit_code == 0 and compiled.exit_code == 0, compiled.output
+    a, b = json.loads(plain.stdout), json.loads(compiled.stdout)
+    assert a["images"] == b["images"] > 0
+    assert a["accuracy"] == pytest.approx(b["accuracy"])
+    assert a["auc"] == pytest.approx(b["auc"], abs=1e-6)

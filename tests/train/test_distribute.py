@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -39,6 +40,12 @@ def test_batches_split_at_triplet_boundaries_and_tf_config_is_checked():
     np.testing.assert_array_equal(distribute.split_bounds(3, 2, unit=3), [0, 3, 3])
     np.testing.assert_array_equal(distribute.split_bounds(5, 2), [0, 3, 5])
     assert distribute.check_global_batch(12, 2) == 6
+    # A worker's share of a global batch: its replicas' parts, one run.
+    assert distribute.local_span(12, 2, [1], unit=3) == (6, 12)
+    assert distribute.local_span(90, 4, [2, 3], unit=3) == (48, 90)  # 8, 8, 7, 7 triplets
+    assert distribute.local_span(9, 2, [0], unit=3) == (0, 6)
+    with pytest.raises(ValueError, match="not consecutive"):
+        distribute.local_span(12, 4, [0, 2])
     with pytest.raises(InputError, match=r"--batch-size 9 .* 3 x 2 = 6.*use e.g. 6 or 12"):
         distribute.check_global_batch(9, 2)
 
@@ -188,6 +195,14 @@ def test_two_local_workers_train_checkpoint_once_and_resume(tiny, tmp_path):
     assert [s for s, _ in scalars(log)[events.LOSS]] == [1, 2, 3]
     assert list((tmp_path / "scratch").iterdir()) == []  # the other worker cleaned up
     assert "2 replicas on 2 worker(s), 3 images per replica" in first[1].stderr
+    # Each worker decodes only its replica's rows of every global batch: together, each once.
+    counts = []
+    for worker, r in enumerate(first):
+        found = re.search(rf"worker {worker}: decoded (\d+) of the (\d+) images", r.stderr)
+        assert found, r.stderr[-2000:]
+        counts.append((int(found[1]), int(found[2])))
+    (mine0, total0), (mine1, total1) = counts
+    assert total0 == total1 > 0 and mine0 + mine1 == total0 and 0 < mine0 < total0
 
     resumed = _run_workers(tiny, tmp_path, ["--resume", str(run), "--max-steps", "5"])
     assert [r.returncode for r in resumed] == [0, 0], [r.stderr[-2000:] for r in resumed]
@@ -229,3 +244,17 @@ def test_mixed_precision_on_cpu_trains_and_logs_the_loss_scale(tiny, tmp_path, m
         outputs = graph.train_step(images, tf.constant(step, tf.int64))
     assert np.isfinite(float(outputs["loss"]))
     assert all(np.isfinite(w).all() for w in graph.model.get_weights())
+
+
+@pytest.mark.slow
+def test_two_workers_drop_an_image_only_one_of_them_failed_to_decode(tmp_path):
+    # id0's three files are all sampled whenever id0 is (3 per person), so the broken one is in
+    # the first round with probability 4/5 per round, in one worker's share of the batch.
+    data = make_image_tree(tmp_path / "ds", {f"id{i}": 3 for i in range(5)}, size=20)
+    bad = data / "id0" / "id0_0003.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"truncated")
+    runs = _run_workers({"data": data}, tmp_path, ["--max-steps", "3", "--max-nrof-epochs", "5"])
+    assert [r.returncode for r in runs] == [0, 0], [r.stderr[-2000:] for r in runs]
+    for r in runs:
+        assert "unreadable image, skipped" in r.stderr and bad.name in r.stderr, r.stderr[-2000:]
+        assert "finished at step 3" in r.stderr

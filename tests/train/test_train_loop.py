@@ -298,3 +298,49 @@ def test_resume_with_more_epochs_and_steps_extends_the_run(tiny, tmp_path):
     assert resumed.exit_code == 0, resumed.output
     assert (run / "ckpt-3.index").is_file()
     assert (tmp_path / "logs" / run.name / "FINISHED").read_text().startswith("max_steps at step 3")
+
+
+def test_evaluations_after_the_first_read_the_kept_crops(tiny, tmp_path):
+    from facenet_cli.data.pairs import read_pairs, resolve_pairs
+    from facenet_cli.train.loop import Trainer
+    from facenet_cli.train.settings import resolve_config
+
+    config = resolve_config(tiny_config(tiny, tmp_path, lfw_dir=tiny["data"],
+                                        lfw_pairs=tiny["pairs"], lfw_nrof_folds=2))  # fmt: skip
+    rec = Recorder()
+    with Trainer(config, rec) as trainer:
+        trainer.evaluate()
+        trainer.evaluate()
+        distinct = set(resolve_pairs(tiny["data"], read_pairs(tiny["pairs"])).paths)
+        assert trainer.eval_cache.decoded == len(distinct)  # once, not once per evaluation
+        assert trainer.eval_cache.nbytes == len(distinct) * 16 * 16 * 3
+    first, second = (m for _, _, m in rec.evaluations)
+    # The same weights and the same pixels: the same figures.
+    assert first.pop(events.TIME_LFW) > 0 and second.pop(events.TIME_LFW) > 0
+    assert first == second
+
+
+@pytest.mark.slow
+def test_xla_steps_match_the_plain_graph(tiny, tmp_path):
+    import tensorflow as tf
+
+    from facenet_cli.models.sidecar import ModelInfo
+    from facenet_cli.train.graph import TrainingGraph
+
+    info = ModelInfo("small", 8, 16, "per_image")
+    compiled = TrainingGraph(tiny_config(tiny, tmp_path, xla=True), info)
+    plain = TrainingGraph(tiny_config(tiny, tmp_path, xla=False), info)
+    assert compiled.xla and not plain.xla
+    for src, dst in ((compiled.model, plain.model), (compiled.ema_model, plain.ema_model)):
+        dst.set_weights(src.get_weights())
+    images = tf.random.stateless_uniform((6, 16, 16, 3), seed=(1, 2), maxval=255.0)
+    np.testing.assert_allclose(compiled.embed(images), plain.embed(images), atol=1e-5)
+    # A full batch runs the XLA program, a round's shorter last batch the plain graph.
+    for rows, step in ((6, 0), (3, 1)):
+        out = compiled.train_step(images[:rows], tf.constant(step, tf.int64))
+        ref = plain.train_step(images[:rows], tf.constant(step, tf.int64))
+        assert np.isfinite(float(out["loss"]))
+        np.testing.assert_allclose(float(out["loss"]), float(ref["loss"]), rtol=5e-3)
+    np.testing.assert_allclose(float(compiled.train_step(images, tf.constant(2, tf.int64))["loss"]),
+                               float(plain.train_step(images, tf.constant(2, tf.int64))["loss"]),
+                               rtol=5e-3)  # fmt: skip
