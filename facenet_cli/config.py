@@ -223,6 +223,7 @@ class EmbedConfig:
     align: bool = False
     batch_size: int = 100
     json: bool = False
+    xla: bool | None = None  # None = XLA_DEFAULT for the device
 
 
 @dataclass(frozen=True)

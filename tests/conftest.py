@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +27,18 @@ def _isolated_home(
     monkeypatch.setenv("FACENET_MODELS", str(base / "models"))
     if "FACENET_CACHE" not in os.environ:
         monkeypatch.setenv("FACENET_CACHE", str(base / "cache"))
+
+
+@pytest.fixture(autouse=True)
+def _op_determinism_stays_in_its_test() -> Any:
+    """A test that runs the demo in-process turns on op determinism for the whole process
+    (``--deterministic``); switch it off again so later tests see TensorFlow's defaults."""
+    yield
+    if "tensorflow" in sys.modules:
+        from tensorflow.python.framework import config as tf_config
+
+        if tf_config.is_op_determinism_enabled():
+            tf_config.disable_op_determinism()
 
 
 def make_image_tree(root: Path, classes: dict[str, int], size: int = 16, ext: str = ".png") -> Path:

@@ -96,6 +96,14 @@ def embed(
     align: AlignOpt = False,
     batch_size: BatchOpt = 100,
     json: JsonOpt = False,
+    xla: Annotated[
+        bool | None,
+        typer.Option(
+            help="Compile the forward pass with XLA (jit_compile; Keras models). "
+            "Default: off on CPU, where it measured slower, and on GPU until measured.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Embed a whole folder into one .npz (embeddings, relative paths, identity labels)."""
     from facenet_cli.use.embed import run_embed

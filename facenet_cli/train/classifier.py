@@ -86,6 +86,7 @@ class ClassifierGraph(TrainingGraph):
     def __init__(self, config: TrainConfig, info: Any, strategy: Any, nrof_classes: int) -> None:
         self.nrof_classes = nrof_classes
         super().__init__(config, info, strategy)
+        self.xla = False  # the classifier step is not compiled with XLA (the run says so)
 
     def _build(self, config: TrainConfig, policy: str | None) -> tuple[Any, Any, Any]:
         from facenet_cli.train.center_loss import CenterLoss

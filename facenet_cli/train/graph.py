@@ -44,9 +44,14 @@ class TrainingGraph:
         # Loss scaling only for float16: bfloat16 has float32's exponent range.
         self.loss_scaling = policy == "mixed_float16"
         self.info = info
-        # XLA only without replicas: the steps of a real strategy run collectives that are
-        # compiled as they are (the run says so when --xla was asked for).
-        self.xla = resolve_xla(config.xla, self.device.startswith("/GPU")) and not self.distributed
+        # XLA only without replicas (the steps of a real strategy run collectives that are
+        # compiled as they are) and without op determinism (XLA has no deterministic version of
+        # some gradients, MaxPool's among them); the run says so when --xla was asked for.
+        self.xla = (
+            resolve_xla(config.xla, self.device.startswith("/GPU"))
+            and not self.distributed
+            and not op_determinism_enabled()
+        )
         self.local_replicas = self._local_replicas() if self.distributed else [0]
         # Multi-worker: this process feeds only its own replicas, so it decodes only their rows.
         self.decodes_share = len(self.local_replicas) < self.nrof_replicas
@@ -345,6 +350,13 @@ def configure_devices(config: TrainConfig) -> None:
 # or a matrix product's sums) by the size of their thread pool, so the pool's size, not the
 # cores the process may use, must be fixed for the sums to add up in the same order.
 DETERMINISTIC_THREADS = 2
+
+
+def op_determinism_enabled() -> bool:
+    """Whether ``enable_op_determinism`` is in force in this process."""
+    from tensorflow.python.framework import config as tf_config
+
+    return bool(tf_config.is_op_determinism_enabled())
 
 
 def configure_determinism() -> str | None:

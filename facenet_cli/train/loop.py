@@ -113,7 +113,9 @@ class Trainer:
         self.graph = self.make_graph()
         if config.xla and not self.graph.xla:
             reporter.warning(
-                f"--xla: not applied with {self.nrof_replicas} replicas (one-device runs only)"
+                "--xla: not applied (XLA compiles the triplet step of one-device runs "
+                f"without --deterministic; this run: {config.loss}, {self.nrof_replicas} "
+                f"replica(s), deterministic={config.deterministic})"
             )
         dirs = ckpt.open_run_dirs(config, self.task, self.info)
         self.run_name, self.log_dir, self.model_dir = dirs.name, dirs.log_dir, dirs.model_dir

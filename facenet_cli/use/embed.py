@@ -232,6 +232,13 @@ def run_embed(config: EmbedConfig) -> EmbedSummary:
     from facenet_cli.progress import console, progress_bars
 
     model = load_embedding_model(config.model)
+    if config.xla is not False:
+        import tensorflow as tf
+
+        from facenet_cli.config import resolve_xla
+
+        if resolve_xla(config.xla, bool(tf.config.list_logical_devices("GPU"))):
+            model = dataclasses.replace(model, _embed=model.embedder(xla=True))
     with progress_bars("rate", transient=True) as progress:
         state: dict[str, Any] = {}
 

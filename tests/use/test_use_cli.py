@@ -119,6 +119,13 @@ def test_embed_classify_and_their_errors(model_file: Path, tmp_path: Path) -> No
     summary = _json(runner.invoke(app, ["embed", str(model_file), str(known), "--out",
                                         str(out), "--json"]).output)  # fmt: skip
     assert (summary["reused"], summary["embedded"]) == (19, 1)
+    # --xla compiles the forward pass; the embeddings are the plain graph's.
+    xla_out = tmp_path / "emb_xla.npz"
+    result = runner.invoke(app, ["embed", str(model_file), str(known), "--out", str(xla_out),
+                                 "--xla", "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    with np.load(out, allow_pickle=False) as plain, np.load(xla_out, allow_pickle=False) as xla:
+        np.testing.assert_allclose(xla["embeddings"], plain["embeddings"], atol=1e-4)
 
     clf = tmp_path / "clf.npz"
     args = ["classify", "train", str(model_file), str(known), "--out", str(clf), "--json",
