@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from facenet_cli.align import geometry as geo
+from facenet_cli.tf_quiet import quiet_fd2
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -49,30 +49,11 @@ def _empty() -> Detections:
     return Detections(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2)))
 
 
-@contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    """Keep TensorFlow's C++ start-up notices (oneDNN, CUDA, CPU features) off the terminal.
-
-    They are written straight to file descriptor 2, so Python-level redirection cannot catch
-    them. Errors still surface as Python exceptions.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def import_tensorflow():  # type: ignore[no-untyped-def]
     """Import TensorFlow without its C++ start-up banner."""
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
-    with _quiet_stderr():
+    with quiet_fd2():
         import tensorflow as tf
     return tf
 
@@ -383,7 +364,7 @@ def shared_detector(
     """One detector per process and settings (building one loads weights and traces graphs)."""
     key = (int(min_face_size), tuple(float(t) for t in thresholds), float(factor))
     if key not in _CACHE:
-        with _quiet_stderr():
+        with quiet_fd2():
             detector = MtcnnDetector(*key)
             # The first call creates the devices and traces PNet (more start-up notices).
             detector.detect([np.zeros((min_face_size, min_face_size, 3), np.uint8)])
