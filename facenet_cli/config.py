@@ -224,6 +224,7 @@ class EmbedConfig:
     batch_size: int = 100
     json: bool = False
     xla: bool | None = None  # None = XLA_DEFAULT for the device
+    flip: bool = False
 
 
 @dataclass(frozen=True)
@@ -240,6 +241,7 @@ class ClassifyTrainConfig:
     threshold: float | None = None  # None = the model's recorded threshold, else fitted
     batch_size: int = 100
     json: bool = False
+    flip: bool = True
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ class LabelledEmbeddings:
 
 
 def _embed_with_progress(
-    model: EmbeddingModel, paths: list[Path], align: bool, batch_size: int
+    model: EmbeddingModel, paths: list[Path], align: bool, batch_size: int, flip: bool
 ) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
     from facenet_cli.progress import progress_bars
     from facenet_cli.use.embed import embed_images
@@ -49,20 +49,20 @@ def _embed_with_progress(
     with progress_bars(transient=True) as progress:
         task = progress.add_task("embedding", total=len(paths))
         done = embed_images(
-            model, paths, align=align, batch_size=batch_size,
+            model, paths, align=align, batch_size=batch_size, flip=flip,
             on_done=lambda n: progress.update(task, advance=n),
         )  # fmt: skip
     return done.embeddings, done.kept, done.skipped
 
 
 def embed_identities(
-    model: EmbeddingModel, data_dir: Path, *, align: bool, batch_size: int
+    model: EmbeddingModel, data_dir: Path, *, align: bool, batch_size: int, flip: bool
 ) -> LabelledEmbeddings:
     """Embeddings of a folder of identities (``<dir>/<name>/<image>``)."""
     from facenet_cli.use.embed import list_identities
 
     paths, labels, names = list_identities(Path(data_dir))
-    emb, kept, skipped = _embed_with_progress(model, paths, align, batch_size)
+    emb, kept, skipped = _embed_with_progress(model, paths, align, batch_size, flip)
     return LabelledEmbeddings(
         [paths[k] for k in kept], labels[kept], names, emb,
         {paths[k]: reason for k, reason in skipped.items()},
@@ -99,7 +99,7 @@ def run_classify_train(config: ClassifyTrainConfig) -> dict[str, Any]:
 
     model = load_embedding_model(config.model)
     data = embed_identities(model, config.data_dir, align=config.align,
-                            batch_size=config.batch_size)  # fmt: skip
+                            batch_size=config.batch_size, flip=config.flip)  # fmt: skip
     _print_skipped(data.skipped)
     if config.use_split_dataset:
         train, test = _split(data, config)
@@ -111,7 +111,7 @@ def run_classify_train(config: ClassifyTrainConfig) -> dict[str, Any]:
         distance_threshold=threshold, distance_metric=metric,
         min_probability=config.min_probability,
         meta={"model": model_fingerprint(model), "threshold_source": source,
-              "data_dir": str(config.data_dir), "align": config.align},
+              "data_dir": str(config.data_dir), "align": config.align, "flip": config.flip},
     )  # fmt: skip
     save_classifier(config.out, clf)
     report: dict[str, Any] = {
@@ -121,6 +121,7 @@ def run_classify_train(config: ClassifyTrainConfig) -> dict[str, Any]:
         "distance_threshold": threshold,
         "threshold_source": source,
         "min_probability": config.min_probability,
+        "flip": config.flip,
         "skipped": {str(p): r for p, r in data.skipped.items()},
     }
     if test.size:
@@ -235,7 +236,10 @@ def run_classify_predict(config: ClassifyPredictConfig) -> dict[str, Any]:
         _, test = _split(LabelledEmbeddings(paths, labels, names, np.zeros((0, 0)), {}), config)
         paths = [paths[k] for k in test]
         folders = [folders[k] for k in test]
-    emb, kept, skipped = _embed_with_progress(model, paths, config.align, config.batch_size)
+    # The photos are embedded as the classifier's training photos were (files from before
+    # ``flip`` existed hold plain embeddings).
+    flip = bool(clf.meta.get("flip", False))
+    emb, kept, skipped = _embed_with_progress(model, paths, config.align, config.batch_size, flip)
     predictions = clf.predict(emb)
     rows = []
     for k, pred in zip(kept, predictions, strict=True):

@@ -174,3 +174,45 @@ def test_validate_threshold_is_recorded_only_when_it_applies(tmp_path: Path) -> 
     assert read_model_info(tmp_path) == updated
     assert updated.threshold == report.result.threshold and updated.threshold_metric == 0
     assert "2-fold verification on 20 pairs of p.txt" in (updated.threshold_protocol or "")
+
+
+def test_flip_fuses_a_face_with_its_mirror_and_classify_embeds_as_it_was_trained(
+    model_file: Path, tmp_path: Path
+) -> None:
+    known = _faces_folder(tmp_path / "known", range(3), per_person=3)
+    photo = known / "person_00" / "person_00_0000.png"
+    mirrored = tmp_path / "mirror" / "person_00"
+    mirrored.mkdir(parents=True)
+    Image.open(photo).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(mirrored / "m_0000.png")
+    Image.open(photo).save(mirrored / "m_0001.png")
+
+    def embeddings(*flags: str) -> np.ndarray:
+        out = tmp_path / f"emb{''.join(flags)}.npz"
+        result = runner.invoke(
+            app, ["embed", str(model_file), str(mirrored.parent), "--out", str(out), *flags]
+        )
+        assert result.exit_code == 0, result.output
+        with np.load(out, allow_pickle=False) as data:
+            return data["embeddings"]
+
+    plain, fused = embeddings(), embeddings("--flip")
+    assert np.linalg.norm(plain[0] - plain[1]) > 1e-3  # the model is not mirror-symmetric
+    np.testing.assert_allclose(fused[0], fused[1], atol=1e-5)  # the fusion is
+    np.testing.assert_allclose(np.linalg.norm(fused, axis=1), 1.0, atol=1e-5)
+    expected = plain[0] + plain[1]
+    np.testing.assert_allclose(fused[1], expected / np.linalg.norm(expected), atol=1e-5)
+
+    for flags, flip in (([], True), (["--no-flip"], False)):
+        clf = tmp_path / f"clf{flip}.npz"
+        result = runner.invoke(app, ["classify", "train", str(model_file), str(known), "--out",
+                                     str(clf), "--json", *flags])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert _json(result.output)["flip"] is flip
+        # A training photo is at distance 0 from itself only when predict embeds it the way
+        # train did.
+        result = runner.invoke(
+            app, ["classify", "predict", str(model_file), str(clf), str(photo), "--json"]
+        )
+        assert result.exit_code == 0, result.output
+        (row,) = _json(result.output)["predictions"]
+        assert row["nearest"] == "person_00" and row["distance"] < 1e-4
