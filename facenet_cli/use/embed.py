@@ -217,9 +217,9 @@ def embed_folder(
         on_start(len(todo))
     t0 = time.perf_counter()
     done = embed_images(
-        model, [paths[k] for k in todo], align=align, batch_size=batch_size, on_done=on_done,
-        flip=flip,
-    )
+        model, [paths[k] for k in todo], align=align, batch_size=batch_size,
+        on_done=on_done, flip=flip,
+    )  # fmt: skip
     seconds = time.perf_counter() - t0
     for row, k in zip(done.embeddings, done.kept, strict=True):
         rows[todo[int(k)]] = row
