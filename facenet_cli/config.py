@@ -242,6 +242,7 @@ class ClassifyTrainConfig:
     batch_size: int = 100
     json: bool = False
     flip: bool = True
+    whiten: bool = True
 
 
 @dataclass(frozen=True)

@@ -148,6 +148,13 @@ def classify_train(
             "predict embeds the same way."
         ),
     ] = True,
+    whiten: Annotated[
+        bool,
+        typer.Option(
+            help="Whiten the embeddings with the within-person covariance of the training "
+            "photos (Ledoit-Wolf shrinkage) before classifying and measuring distances."
+        ),
+    ] = True,
 ) -> None:
     """Train a classifier on the embeddings of a folder of people."""
     from facenet_cli.use.classify import run_classify_train

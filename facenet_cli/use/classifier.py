@@ -25,6 +25,7 @@ import numpy as np
 from facenet_cli.errors import InputError
 from facenet_cli.use.store import FORMAT_VERSION, kind_format, load_npz, save_npz_atomic
 from facenet_cli.use.verify import cross_distances
+from facenet_cli.use.whitening import whiten
 
 UNKNOWN = "unknown"
 CLASSIFIER_KIND = "classifier"
@@ -83,6 +84,8 @@ class FaceClassifier:
         distance_metric: 0 squared Euclidean, 1 angular.
         min_probability: below this probability the prediction is "unknown".
         meta: the model it was trained with, where the threshold came from, the options.
+        whitening: ``(D, D)`` within-person whitening (:mod:`facenet_cli.use.whitening`)
+            applied to every embedding before the regression and the distances (None: none).
     """
 
     class_names: tuple[str, ...]
@@ -94,10 +97,15 @@ class FaceClassifier:
     distance_metric: int
     min_probability: float
     meta: dict[str, Any]
+    whitening: np.ndarray | None = None
+
+    def features(self, embeddings: np.ndarray) -> np.ndarray:
+        """Embeddings as the regression and the distances see them (whitened, if fitted so)."""
+        return whiten(embeddings, self.whitening)
 
     def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
         """``(N, C)`` class probabilities, as ``LogisticRegression.predict_proba`` gives them."""
-        scores = np.asarray(embeddings, np.float64) @ self.coef.T + self.intercept
+        scores = self.features(embeddings) @ self.coef.T + self.intercept
         if self.coef.shape[0] == 1:  # two classes: one logit for the second
             p = 1.0 / (1.0 + np.exp(-scores[:, 0]))
             return np.stack([1.0 - p, p], axis=1)
@@ -107,7 +115,9 @@ class FaceClassifier:
 
     def nearest_distances(self, embeddings: np.ndarray) -> np.ndarray:
         """``(N, C)`` distance from each embedding to the nearest training photo of each class."""
-        d = cross_distances(embeddings, self.train_embeddings, self.distance_metric)
+        d = cross_distances(
+            self.features(embeddings), self.features(self.train_embeddings), self.distance_metric
+        )
         out = np.full((len(d), len(self.class_names)), np.inf)
         for c in range(len(self.class_names)):
             cols = self.train_labels == c
@@ -166,8 +176,13 @@ def fit_classifier(
     min_probability: float,
     meta: dict[str, Any] | None = None,
     seed: int = 666,
+    whitened: bool = False,
 ) -> FaceClassifier:
     """Fit a multinomial logistic regression on labelled embeddings.
+
+    With ``whitened`` the embeddings are first whitened with the within-person covariance of
+    these training photos (:func:`~facenet_cli.use.whitening.fit_whitening`; none when there are
+    too few photos of the same people).
 
     Classes with no training rows are left out (their names with them), so the stored classes
     are exactly the ones the classifier can answer.
@@ -176,6 +191,8 @@ def fit_classifier(
         InputError: fewer than two people with training images.
     """
     from sklearn.linear_model import LogisticRegression
+
+    from facenet_cli.use.whitening import fit_whitening
 
     labels = np.asarray(labels, np.int64)
     present = np.unique(labels)
@@ -186,8 +203,9 @@ def fit_classifier(
     names = tuple(str(class_names[int(old)]) for old in present)
     # Embeddings are unit vectors; a large C lets the weights reach the scale that separates
     # many people (the default C=1 leaves every probability low on 100+ identities).
+    matrix = fit_whitening(embeddings, y) if whitened else None
     model = LogisticRegression(C=100.0, max_iter=2000, random_state=seed)
-    model.fit(np.asarray(embeddings, np.float64), y)
+    model.fit(whiten(embeddings, matrix), y)
     return FaceClassifier(
         class_names=names,
         coef=np.asarray(model.coef_, np.float64),
@@ -198,6 +216,7 @@ def fit_classifier(
         distance_metric=int(distance_metric),
         min_probability=float(min_probability),
         meta=dict(meta or {}),
+        whitening=matrix,
     )
 
 
@@ -212,16 +231,16 @@ def save_classifier(path: Path, clf: FaceClassifier) -> Path:
         "distance_metric": clf.distance_metric,
         "min_probability": clf.min_probability,
     }
-    return save_npz_atomic(
-        path,
-        {
-            "coef": clf.coef,
-            "intercept": clf.intercept,
-            "train_embeddings": clf.train_embeddings,
-            "train_labels": clf.train_labels,
-            "meta": np.array(json.dumps(header)),
-        },
-    )
+    arrays = {
+        "coef": clf.coef,
+        "intercept": clf.intercept,
+        "train_embeddings": clf.train_embeddings,
+        "train_labels": clf.train_labels,
+        "meta": np.array(json.dumps(header)),
+    }
+    if clf.whitening is not None:
+        arrays["whitening"] = clf.whitening
+    return save_npz_atomic(path, arrays)
 
 
 def load_classifier(path: Path) -> FaceClassifier:
@@ -242,14 +261,17 @@ def load_classifier(path: Path) -> FaceClassifier:
         raise InputError(f"{path}: damaged classifier file (incomplete header)") from None
     coef, intercept = arrays["coef"], arrays["intercept"]
     emb, lab = arrays["train_embeddings"], arrays["train_labels"]
+    matrix = arrays.get("whitening")
     rows = 1 if len(names) == 2 else len(names)
     if (
         coef.ndim != 2 or coef.shape[0] != rows or intercept.shape != (rows,)
         or emb.ndim != 2 or emb.shape[1] != coef.shape[1] or lab.shape != (len(emb),)
         or (len(lab) and (lab.min() < 0 or lab.max() >= len(names)))
+        or (matrix is not None and matrix.shape != (emb.shape[1], emb.shape[1]))
     ):  # fmt: skip
         raise InputError(f"{path}: damaged classifier file (arrays do not fit together)")
     return FaceClassifier(
         names, coef.astype(np.float64), intercept.astype(np.float64), emb, lab.astype(np.int64),
         None if threshold is None else float(threshold), metric, min_probability, meta,
+        None if matrix is None else matrix.astype(np.float64),
     )  # fmt: skip

@@ -24,7 +24,8 @@ from facenet_cli.use.classifier import (
     save_classifier,
     split_dataset,
 )
-from facenet_cli.use.threshold import gallery_threshold, model_threshold
+from facenet_cli.use.threshold import GALLERY_FOLDS, gallery_threshold, model_threshold
+from facenet_cli.use.whitening import can_whiten
 
 if TYPE_CHECKING:
     from facenet_cli.config import ClassifyPredictConfig, ClassifyTrainConfig
@@ -105,11 +106,12 @@ def run_classify_train(config: ClassifyTrainConfig) -> dict[str, Any]:
         train, test = _split(data, config)
     else:
         train, test = np.arange(len(data.labels)), np.zeros(0, np.int64)
-    threshold, metric, source = _open_set_threshold(config, model, data, train)
+    whitened = config.whiten and can_whiten(data.labels[train])
+    threshold, metric, source = _open_set_threshold(config, model, data, train, whitened)
     clf = fit_classifier(
         data.embeddings[train], data.labels[train], data.names,
         distance_threshold=threshold, distance_metric=metric,
-        min_probability=config.min_probability,
+        min_probability=config.min_probability, whitened=whitened,
         meta={"model": model_fingerprint(model), "threshold_source": source,
               "data_dir": str(config.data_dir), "align": config.align, "flip": config.flip},
     )  # fmt: skip
@@ -122,6 +124,7 @@ def run_classify_train(config: ClassifyTrainConfig) -> dict[str, Any]:
         "threshold_source": source,
         "min_probability": config.min_probability,
         "flip": config.flip,
+        "whitened": clf.whitening is not None,
         "skipped": {str(p): r for p, r in data.skipped.items()},
     }
     if test.size:
@@ -149,7 +152,11 @@ def run_classify_train(config: ClassifyTrainConfig) -> dict[str, Any]:
 
 
 def _open_set_threshold(
-    config: ClassifyTrainConfig, model: EmbeddingModel, data: LabelledEmbeddings, train: np.ndarray
+    config: ClassifyTrainConfig,
+    model: EmbeddingModel,
+    data: LabelledEmbeddings,
+    train: np.ndarray,
+    whitened: bool,
 ) -> tuple[float | None, int, str]:
     """``--threshold``; else one calibrated on the training photos; else the model's pair
     threshold (a gallery of one photo per person cannot calibrate one)."""
@@ -157,9 +164,12 @@ def _open_set_threshold(
     metric = recorded.metric if recorded is not None else 0
     if config.threshold is not None:
         return config.threshold, metric, "--threshold"
-    fitted = gallery_threshold(data.embeddings[train], data.labels[train], metric)
+    fitted = gallery_threshold(
+        data.embeddings[train], data.labels[train], metric, whitened=whitened
+    )
     if fitted is not None:
-        return fitted, metric, "calibrated on the training photos, leave-one-out"
+        how = f"{GALLERY_FOLDS}-fold, whitened" if whitened else "leave-one-out"
+        return fitted, metric, f"calibrated on the training photos, {how}"
     if recorded is not None:
         return recorded.value, recorded.metric, recorded.source
     return None, metric, "none (one photo per person and no threshold in model.json)"

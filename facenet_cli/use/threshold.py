@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from facenet_cli.models.loading import EmbeddingModel
 
 METRIC_NAMES = {0: "squared euclidean", 1: "angular"}
+# Folds of the whitened gallery calibration (each person's k-th photo in fold k % 5).
+GALLERY_FOLDS = 5
 
 
 @dataclass(frozen=True)
@@ -124,31 +126,75 @@ def resolve_threshold(
 
 
 def gallery_threshold(
-    embeddings: np.ndarray, labels: np.ndarray, distance_metric: int = 0
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    distance_metric: int = 0,
+    *,
+    whitened: bool = False,
+    folds: int = GALLERY_FOLDS,
 ) -> float | None:
     """The distance threshold for naming a face by its nearest photo in a gallery.
 
     A pair threshold (``model.json``'s) judges one pair; a gallery of N photos gives a stranger
-    N chances to fall below it, so the open-set threshold is calibrated on the gallery itself,
-    leaving each photo out in turn: its nearest photo of the same person is a genuine match, its
-    nearest photo of anyone else what a stranger would find. The threshold maximises the balanced
-    accuracy of the two (``"same" iff distance < threshold``, on the protocol's grid).
+    N chances to fall below it, so the open-set threshold is calibrated on the gallery itself:
+    a held-out photo's nearest photo of the same person is a genuine match, its nearest photo of
+    anyone else what a stranger would find. The threshold maximises the balanced accuracy of the
+    two (``"same" iff distance < threshold``, on the protocol's grid).
+
+    Plain embeddings leave each photo out in turn. With ``whitened`` the distances are measured
+    after :func:`~facenet_cli.use.whitening.fit_whitening`, and the transform must not have seen
+    the photo it judges (a photo inside the covariance sits unduly near its own person), so the
+    gallery is cut into ``folds`` (each person's k-th photo goes to fold ``k % folds``) and each
+    fold is judged against a whitening fitted on the others.
 
     Returns:
         The threshold, or None without a person with two photos and a second person.
     """
+    x = np.asarray(embeddings, np.float64)
     labels = np.asarray(labels)
     if len(labels) < 3 or len(np.unique(labels)) < 2:
         return None
-    d = cross_distances(embeddings, embeddings, distance_metric, symmetric=True)
-    np.fill_diagonal(d, np.inf)
-    same = labels[:, None] == labels[None, :]
-    own = np.where(same, d, np.inf).min(axis=1)
-    other = np.where(~same, d, np.inf).min(axis=1)
-    own = own[np.isfinite(own)]
-    if own.size == 0:
+    if whitened:
+        own, other = _cross_validated_nearest(x, labels, distance_metric, folds)
+    else:
+        d = cross_distances(x, x, distance_metric, symmetric=True)
+        np.fill_diagonal(d, np.inf)
+        own, other = _nearest_own_and_other(d, labels[:, None] == labels[None, :])
+    own, other = own[np.isfinite(own)], other[np.isfinite(other)]
+    if own.size == 0 or other.size == 0:
         return None
     dist = np.concatenate([own, other])
     genuine = np.concatenate([np.ones(own.size, bool), np.zeros(other.size, bool)])
     tpr, fpr, _ = roc_at(dist, genuine, ACCURACY_THRESHOLDS)
     return float(ACCURACY_THRESHOLDS[int(np.argmax(tpr + 1.0 - fpr))])
+
+
+def _nearest_own_and_other(d: np.ndarray, same: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the distance to the nearest column of the same person, and of anyone else."""
+    return np.where(same, d, np.inf).min(axis=1), np.where(~same, d, np.inf).min(axis=1)
+
+
+def _cross_validated_nearest(
+    x: np.ndarray, labels: np.ndarray, distance_metric: int, folds: int
+) -> tuple[np.ndarray, np.ndarray]:
+    from facenet_cli.use.whitening import fit_whitening, whiten
+
+    rank = np.zeros(len(labels), np.int64)
+    for person in np.unique(labels):
+        rows = np.flatnonzero(labels == person)
+        rank[rows] = np.arange(len(rows))
+    own: list[np.ndarray] = []
+    other: list[np.ndarray] = []
+    for fold in range(folds):
+        out = rank % folds == fold
+        if not out.any() or out.all():
+            continue
+        rest = ~out
+        matrix = fit_whitening(x[rest], labels[rest])
+        d = cross_distances(whiten(x[out], matrix), whiten(x[rest], matrix), distance_metric)
+        o, t = _nearest_own_and_other(d, labels[out][:, None] == labels[rest][None, :])
+        own.append(o)
+        other.append(t)
+    if not own:
+        return np.zeros(0), np.zeros(0)
+    return np.concatenate(own), np.concatenate(other)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -21,7 +22,8 @@ from facenet_cli.use.classifier import (
 from facenet_cli.use.faces import model_alignment, with_alignment
 from facenet_cli.use.store import EmbeddingSet, read_embeddings, write_embeddings
 from facenet_cli.use.threshold import gallery_threshold, resolve_threshold
-from facenet_cli.use.verify import distance_matrix, verdicts
+from facenet_cli.use.verify import cross_distances, distance_matrix, verdicts
+from facenet_cli.use.whitening import can_whiten, fit_whitening, whiten
 
 INFO = ModelInfo("small", 8, 40, "per_image")
 
@@ -129,7 +131,9 @@ def test_two_people_and_probability_rule(tmp_path: Path) -> None:
     assert any(p.name == UNKNOWN and "probability" in (p.reason or "") for p in preds)
 
 
-@pytest.mark.parametrize("make", ["text", "truncated", "foreign_npz", "embeddings_file"])
+@pytest.mark.parametrize(
+    "make", ["text", "truncated", "foreign_npz", "embeddings_file", "wrong_whitening"]
+)
 def test_damaged_or_foreign_classifier_is_one_line(tmp_path: Path, make: str) -> None:
     path = tmp_path / "clf.npz"
     x, y = clusters(3, 3, 0.1)
@@ -142,6 +146,10 @@ def test_damaged_or_foreign_classifier_is_one_line(tmp_path: Path, make: str) ->
         path.write_bytes(data[: len(data) // 2])
     elif make == "foreign_npz":
         np.savez(path, weights=np.zeros(3))
+    elif make == "wrong_whitening":
+        clf = fit_classifier(x, y, ["a", "b", "c"], distance_threshold=1.0, distance_metric=0,
+                             min_probability=0.0)  # fmt: skip
+        save_classifier(path, dataclasses.replace(clf, whitening=np.eye(3)))
     else:
         write_embeddings(path, EmbeddingSet(x, np.array(["a"] * 9), y, np.array(["a", "b", "c"]),
                                             np.array(["1:1"] * 9)))  # fmt: skip
@@ -158,3 +166,78 @@ def test_embeddings_file_round_trip(tmp_path: Path) -> None:
     np.testing.assert_array_equal(back.embeddings, x)
     assert back.paths.tolist() == data.paths.tolist() and back.meta["k"] == 1
     assert not list(tmp_path.glob(".*tmp*"))  # the temporary file was renamed
+
+
+def nuisance_clusters(n_people: int, per_person: int, photos: int = 0):
+    """Unit vectors in 16 dimensions whose photos of one person vary mostly along two shared
+    nuisance axes (pose and lighting, say), far more than the people differ along them.
+    ``photos`` seeds the photos: another value, other photos of the same people."""
+    centres = np.random.default_rng(0).normal(0, 0.2, (n_people, 16))
+    rng = np.random.default_rng(100 + photos)
+    noise = rng.normal(0, 0.03, (n_people * per_person, 16))
+    noise[:, :2] = rng.normal(0, 2.0, (n_people * per_person, 2))
+    x = np.repeat(centres, per_person, axis=0) + noise
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x, np.repeat(np.arange(n_people), per_person)
+
+
+def _separation(x: np.ndarray, y: np.ndarray) -> float:
+    """Fraction of photos whose nearest other photo is of the same person."""
+    d = distance_matrix(x, 0)
+    np.fill_diagonal(d, np.inf)
+    return float(np.mean(y[np.argmin(d, axis=1)] == y))
+
+
+def test_whitening_discounts_how_one_persons_photos_vary() -> None:
+    x, y = nuisance_clusters(12, 6)
+    matrix = fit_whitening(x, y)
+    assert matrix is not None and matrix.shape == (16, 16)
+    white = whiten(x, matrix)
+    np.testing.assert_allclose(np.linalg.norm(white, axis=1), 1.0)
+    assert _separation(x, y) < 0.6 and _separation(white, y) > 0.95
+    # Too few photos beyond the first of each person: nothing to learn, no transform.
+    assert (
+        not can_whiten(np.array([0, 0, 1, 2, 3])) and fit_whitening(x[:5], [0, 0, 1, 2, 3]) is None
+    )
+    assert whiten(x[:2], None) is not None and np.array_equal(whiten(x[:2], None), x[:2])
+
+
+def test_whitened_gallery_threshold_is_cross_validated_and_names_strangers() -> None:
+    x, y = nuisance_clusters(12, 6)
+    known = y < 8
+    t = gallery_threshold(x[known], y[known], 0, whitened=True)
+    plain = gallery_threshold(x[known], y[known], 0)
+    assert t is not None and plain is not None
+    clf = fit_classifier(x[known], y[known], [f"p{i}" for i in range(12)], distance_threshold=t,
+                         distance_metric=0, min_probability=0.0, whitened=True)  # fmt: skip
+    assert clf.whitening is not None
+    # New photos of everyone: the known come out by name, the four strangers as unknown.
+    fresh, fy = nuisance_clusters(12, 6, photos=1)
+    truth = np.array([f"p{i}" for i in fy[fy < 8]])
+
+    def rates(names: np.ndarray) -> tuple[float, float]:
+        return float(np.mean(names[fy < 8] == truth)), float(np.mean(names[fy >= 8] == UNKNOWN))
+
+    named, rejected = rates(np.array([p.name for p in clf.predict(fresh)]))
+    assert named > 0.9 and rejected > 0.9
+    # The plain classifier with its own threshold confuses people along the nuisance axes.
+    flat = fit_classifier(
+        x[known], y[known], [f"p{i}" for i in range(12)],
+        distance_threshold=plain, distance_metric=0, min_probability=0.0,
+    )  # fmt: skip
+    flat_named, flat_rejected = rates(np.array([p.name for p in flat.predict(fresh)]))
+    assert flat_named + flat_rejected < 1.5
+
+
+def test_whitened_classifier_round_trip(tmp_path: Path) -> None:
+    x, y = nuisance_clusters(5, 4)
+    clf = fit_classifier(x, y, list("abcde"), distance_threshold=0.5, distance_metric=0,
+                         min_probability=0.0, whitened=True)  # fmt: skip
+    loaded = load_classifier(save_classifier(tmp_path / "w.npz", clf))
+    assert loaded.whitening is not None
+    np.testing.assert_allclose(loaded.whitening, clf.whitening)
+    np.testing.assert_allclose(loaded.probabilities(x), clf.probabilities(x))
+    d = loaded.nearest_distances(x)
+    expected = cross_distances(whiten(x, clf.whitening), whiten(x, clf.whitening), 0)
+    np.testing.assert_allclose(d[np.arange(len(y)), y], 0.0, atol=1e-9)
+    assert np.allclose(d[0, 1], expected[0, y == 1].min())
