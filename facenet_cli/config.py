@@ -126,6 +126,7 @@ class TrainConfig:
     validate_every_n_epochs: int = 5
     random_rotate: bool = False
     random_color: bool = False
+    flip_fusion: bool = False  # the model embeds a face and its mirror image (ModelInfo)
     filter_filename: Path | None = None
     filter_percentile: float = 100.0
     filter_min_nrof_images_per_class: int = 0

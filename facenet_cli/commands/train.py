@@ -353,6 +353,16 @@ def register(app: typer.Typer) -> None:
                 rich_help_panel=_DATA,
             ),
         ] = _TRAIN.random_color,
+        flip_fusion: Annotated[
+            bool,
+            typer.Option(
+                help="The model's embedding of a face is the normalised sum of the embeddings of "
+                "the face and its mirror image (two forward passes a face); recorded in "
+                "model.json, so evaluation, validate, compare, embed, classify and the export "
+                "all use it.",
+                rich_help_panel=_DATA,
+            ),
+        ] = _TRAIN.flip_fusion,
         filter_filename: Annotated[
             Path | None,
             typer.Option(help="Distances to class centers (HDF5 or .npz).", rich_help_panel=_CLS),

@@ -49,9 +49,18 @@ def embed_tensor(keras_model: Any, info: ModelInfo, images: Any) -> Any:
     if info.color_order == "BGR":
         x = x[..., ::-1]
     x = standardize_tensor(x, info.standardization)
-    prelogits = keras_model(x, training=False)
-    # The original normalises with epsilon 1e-10 (tf.nn.l2_normalize(prelogits, 1, 1e-10)).
-    return tf.math.l2_normalize(prelogits, axis=1, epsilon=1e-10)
+    if not info.flip_fusion:
+        prelogits = keras_model(x, training=False)
+        # The original normalises with epsilon 1e-10 (tf.nn.l2_normalize(prelogits, 1, 1e-10)).
+        return tf.math.l2_normalize(prelogits, axis=1, epsilon=1e-10)
+    # One forward pass over the faces and their mirror images; each half normalised, summed and
+    # normalised again, so a face and its mirror image have the same embedding.
+    both = tf.math.l2_normalize(
+        keras_model(tf.concat([x, x[:, :, ::-1, :]], axis=0), training=False),
+        axis=1, epsilon=1e-10,
+    )  # fmt: skip
+    face, mirror = tf.split(both, 2, axis=0)
+    return tf.math.l2_normalize(face + mirror, axis=1, epsilon=1e-10)
 
 
 def _batched(fn: Callable[[Any], Any], info: ModelInfo, batch_size: int) -> EmbedFn:

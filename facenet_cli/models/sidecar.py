@@ -37,6 +37,9 @@ class ModelInfo:
         threshold_metric: the distance metric ``threshold`` belongs to (0 squared Euclidean,
             1 angular).
         threshold_protocol: what ``threshold`` was measured on (folds, pairs, accuracy).
+        flip_fusion: the embedding of a face is the normalised sum of the embeddings of the
+            face and of its mirror image (``facenet train --flip-fusion``); None or False: the
+            plain embedding.
     """
 
     model_def: str
@@ -52,6 +55,7 @@ class ModelInfo:
     threshold: float | None = None
     threshold_metric: int | None = None
     threshold_protocol: str | None = None
+    flip_fusion: bool | None = None
 
     def __post_init__(self) -> None:
         if self.standardization not in STANDARDIZATIONS:

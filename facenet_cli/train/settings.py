@@ -170,4 +170,5 @@ def model_info(config: TrainConfig) -> ModelInfo:
         standardization=standardization(config),
         keep_probability=config.keep_probability,
         weight_decay=config.weight_decay,
+        flip_fusion=True if config.flip_fusion else None,
     )

@@ -70,6 +70,7 @@ def embed_images(
             with their reason instead).
     """
     info = model.info
+    flip = flip and not info.flip_fusion  # such a model's embedding is fused already
     if not paths:
         return Embedded(np.zeros((0, info.embedding_size), np.float32), np.zeros(0, np.int64), {})
     if not align:

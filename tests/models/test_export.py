@@ -113,3 +113,25 @@ def test_cli_export_from_a_run_directory(tmp_path: Path) -> None:
     )
     missing = CliRunner().invoke(app, ["export", str(tmp_path / "nope"), str(tmp_path / "o2")])
     assert missing.exit_code == 3 and "no such model" in missing.output
+
+
+def test_flip_fusion_is_part_of_the_model_everywhere(tmp_path: Path) -> None:
+    import dataclasses
+
+    fused = dataclasses.replace(INFO, flip_fusion=True)
+    model = create_model("small", **INFO.build_kwargs())
+    pixels = sample_images(INFO, n=4, seed=2)
+    mirrored = pixels[:, :, ::-1, :]
+    plain = embedding_fn(model, INFO)
+    both = embedding_fn(model, fused)
+    # The fused embedding is the normalised sum of the plain embeddings of face and mirror.
+    expected = plain(pixels) + plain(mirrored)
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(both(pixels), expected, atol=1e-5)
+    assert np.abs(plain(pixels) - plain(mirrored)).max() > 1e-3
+    out = export_model(model, fused, tmp_path / "export")
+    assert json.loads((out / "model.json").read_text())["flip_fusion"] is True
+    for source in (out, out / "saved_model"):  # the SavedModel carries it in its graph
+        loaded = load_embedding_model(source)
+        assert loaded.info.flip_fusion
+        np.testing.assert_allclose(loaded.embed(mirrored), expected, atol=1e-5)

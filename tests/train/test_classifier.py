@@ -42,6 +42,8 @@ def test_each_loss_trains_through_the_cli_and_exports_no_logits(tiny, tmp_path, 
     if loss == "softmax":
         args += ["--center-loss-factor", "0.01", "--prelogits-norm-loss-factor", "0.001",
                  "--weight-decay", "0.0001"]  # fmt: skip
+    if loss == "cosface":
+        args += ["--flip-fusion"]
     result = CliRunner().invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     (run,) = (tmp_path / "logs").iterdir()
@@ -60,6 +62,13 @@ def test_each_loss_trains_through_the_cli_and_exports_no_logits(tiny, tmp_path, 
     model = keras.saving.load_model(keras_file, safe_mode=True, compile=False)
     names = [layer.name for layer in model.layers]
     assert "Logits" not in names and model.output_shape == (None, 8)
+    from facenet_cli.models.loading import load_embedding_model
+
+    loaded = load_embedding_model(export)
+    assert bool(loaded.info.flip_fusion) == (loss == "cosface")
+    pixels = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3)).astype(np.float32)
+    same = np.allclose(loaded.embed(pixels), loaded.embed(pixels[:, :, ::-1]), atol=1e-5)
+    assert same == (loss == "cosface")
 
 
 @pytest.mark.slow
