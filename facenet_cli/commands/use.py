@@ -152,7 +152,9 @@ def classify_train(
         bool,
         typer.Option(
             help="Whiten the embeddings with the within-person covariance of the training "
-            "photos (Ledoit-Wolf shrinkage) before classifying and measuring distances."
+            "photos (Ledoit-Wolf shrinkage) before classifying and measuring distances, when "
+            "they hold at least as many photos beyond each person's first as the embedding "
+            "has dimensions."
         ),
     ] = True,
 ) -> None:

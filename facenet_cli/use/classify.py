@@ -106,7 +106,7 @@ def run_classify_train(config: ClassifyTrainConfig) -> dict[str, Any]:
         train, test = _split(data, config)
     else:
         train, test = np.arange(len(data.labels)), np.zeros(0, np.int64)
-    whitened = config.whiten and can_whiten(data.labels[train])
+    whitened = config.whiten and can_whiten(data.labels[train], data.embeddings.shape[1])
     threshold, metric, source = _open_set_threshold(config, model, data, train, whitened)
     clf = fit_classifier(
         data.embeddings[train], data.labels[train], data.names,

@@ -9,22 +9,23 @@ vary and stretches the ones in which people differ, so a stranger ends up farthe
 known person while another photo of a known person stays near its own.
 
 The covariance comes from few photos in many dimensions, so it is estimated with Ledoit-Wolf
-shrinkage (scikit-learn), which picks its own shrinkage towards a scaled identity: nothing to
-tune, and a gallery of a few photos gets a transform close to the identity.
+shrinkage (scikit-learn), which picks its own shrinkage towards a scaled identity, and only when
+the gallery has at least as many within-person differences as the embedding has dimensions
+(photos beyond the first of each person). On the demo's 30 held-out people (7 photos each, 180
+differences for 128 dimensions) it named 0.944 of the other photos of known people and called
+0.933 of strangers unknown, against 0.921 and 0.906 without it; on 13 real people with 3 photos
+each (26 differences) it did worse than the plain embeddings, hence the rule.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-# Fewer within-person differences than this: no whitening (the identity).
-MIN_RESIDUALS = 3
 
-
-def can_whiten(labels: np.ndarray) -> bool:
-    """Whether a gallery with these labels has enough within-person differences to whiten."""
+def can_whiten(labels: np.ndarray, dimensions: int) -> bool:
+    """Whether a gallery has at least ``dimensions`` within-person differences to whiten with."""
     counts = np.unique(np.asarray(labels), return_counts=True)[1]
-    return int(np.sum(counts[counts > 1] - 1)) >= MIN_RESIDUALS
+    return int(np.sum(counts[counts > 1] - 1)) >= max(dimensions, 1)
 
 
 def fit_whitening(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray | None:
@@ -35,14 +36,13 @@ def fit_whitening(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray | No
         labels: ``(N,)`` person per row.
 
     Returns:
-        ``W`` with ``whiten(x) = normalise(x @ W)``; None without ``MIN_RESIDUALS`` photos
-        beyond the first of their person.
+        ``W`` with ``whiten(x) = normalise(x @ W)``; None when :func:`can_whiten` says no.
     """
     from sklearn.covariance import LedoitWolf
 
     x = np.asarray(embeddings, np.float64)
     labels = np.asarray(labels)
-    if not can_whiten(labels):
+    if not can_whiten(labels, x.shape[1]):
         return None
     residuals = []
     for person in np.unique(labels):
