@@ -36,19 +36,21 @@ def fit_whitening(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray | No
         labels: ``(N,)`` person per row.
 
     Returns:
-        ``W`` with ``whiten(x) = normalise(x @ W)``; None when :func:`can_whiten` says no.
+        ``W`` with ``whiten(x) = normalise(x @ W)``; None without two photos of one person.
+        Whether a gallery has enough of them to be worth it is :func:`can_whiten`'s call, made
+        once for a gallery (its calibration folds, with fewer photos, whiten all the same).
     """
     from sklearn.covariance import LedoitWolf
 
     x = np.asarray(embeddings, np.float64)
     labels = np.asarray(labels)
-    if not can_whiten(labels, x.shape[1]):
-        return None
     residuals = []
     for person in np.unique(labels):
         rows = x[labels == person]
         if len(rows) > 1:
             residuals.append(rows - rows.mean(axis=0))
+    if not residuals:
+        return None
     cov = LedoitWolf(assume_centered=True).fit(np.concatenate(residuals)).covariance_
     values, vectors = np.linalg.eigh(cov)
     values = np.maximum(values, values.max() * 1e-6)  # shrinkage keeps them positive; be safe
