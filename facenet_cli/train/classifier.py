@@ -35,7 +35,6 @@ from facenet_cli.train.classifier_data import (
 )
 from facenet_cli.train.graph import TrainingGraph
 from facenet_cli.train.loop import CHECKPOINT_INTERVAL_S, RoundStats, Trainer
-from facenet_cli.train.reporting import StepReport
 from facenet_cli.train.settings import standardization
 
 if TYPE_CHECKING:
@@ -234,6 +233,15 @@ class ClassifierGraph(TrainingGraph):
 class ClassifierTrainer(Trainer):
     """The triplet trainer's run, with classifier epochs instead of selection rounds."""
 
+    STEP_TAGS = {
+        "cross_entropy": events.CLS_CROSS_ENTROPY,
+        "center_loss": events.CLS_CENTER_LOSS,
+        "regularization": events.CLS_REGULARIZATION,
+        "accuracy": events.CLS_ACCURACY,
+        "prelogits_norm": events.CLS_PRELOGITS_NORM,
+        "loss_scale": events.LOSS_SCALE,
+    }
+
     def load_classes(self) -> list[ImageClass]:
         config = self.config
         assert config.data_dir is not None
@@ -317,41 +325,6 @@ class ClassifierTrainer(Trainer):
         self.last_round = RoundStats(0, 0, 0, trained, trained * config.batch_size,
                                      time.perf_counter() - start)  # fmt: skip
         return trained
-
-    def finish_step(self, step: int, outputs: dict[str, Any], step_start: float,
-                    data_wait: float, nrof_images: int, *, lr: float,
-                    triplets: int) -> None:  # fmt: skip
-        values = {k: float(v.numpy()) for k, v in outputs.items()}
-        duration = time.perf_counter() - step_start
-        loss = values["loss"]
-        self.check_loss(loss, step)
-        speed = nrof_images / max(duration, 1e-9)
-        tags = {
-            "cross_entropy": events.CLS_CROSS_ENTROPY,
-            "center_loss": events.CLS_CENTER_LOSS,
-            "regularization": events.CLS_REGULARIZATION,
-            "accuracy": events.CLS_ACCURACY,
-            "prelogits_norm": events.CLS_PRELOGITS_NORM,
-            "loss_scale": events.LOSS_SCALE,
-        }
-        self.summaries.scalars(
-            {
-                events.LOSS: loss,
-                events.LEARNING_RATE: lr,
-                events.TIME_STEP: duration,
-                events.TIME_DATA_WAIT: data_wait,
-                events.IMAGES_PER_SEC: speed,
-                **{tag: values[key] for key, tag in tags.items() if key in values},
-            },
-            step,
-        )
-        self.summaries.memory(step)
-        epoch = self.epoch
-        self.reporter.step(
-            StepReport(step=step, epoch=epoch,
-                       step_in_epoch=step - epoch * self.config.epoch_size, loss=loss,
-                       learning_rate=lr, triplets=triplets, images_per_sec=speed)
-        )  # fmt: skip
 
     def evaluate(self) -> None:
         """LFW pairs (as the triplet trainer), then the held-out images every n epochs."""

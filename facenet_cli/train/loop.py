@@ -66,6 +66,14 @@ class Trainer:
     block) ends the run the same way.
     """
 
+    # The step's own outputs and the tags they are logged under (besides loss and timings).
+    STEP_TAGS: dict[str, str] = {
+        "active_fraction": events.TRIPLETS_ACTIVE_FRACTION,
+        "pos_dist": events.TRIPLETS_POS_DIST,
+        "neg_dist": events.TRIPLETS_NEG_DIST,
+        "loss_scale": events.LOSS_SCALE,
+    }
+
     def __init__(self, config: TrainConfig, reporter: Reporter) -> None:
         import keras
 
@@ -483,13 +491,10 @@ class Trainer:
             {
                 events.LOSS: loss,
                 events.LEARNING_RATE: lr,
-                events.TRIPLETS_ACTIVE_FRACTION: values["active_fraction"],
-                events.TRIPLETS_POS_DIST: values["pos_dist"],
-                events.TRIPLETS_NEG_DIST: values["neg_dist"],
                 events.TIME_STEP: duration,
                 events.TIME_DATA_WAIT: data_wait,
                 events.IMAGES_PER_SEC: speed,
-                **({events.LOSS_SCALE: values["loss_scale"]} if "loss_scale" in values else {}),
+                **{tag: values[key] for key, tag in self.STEP_TAGS.items() if key in values},
             },
             step,
         )
