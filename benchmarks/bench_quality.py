@@ -97,7 +97,7 @@ def recipe_options() -> dict[str, Any]:
 
 def recipes(minutes: float, base: Any) -> dict[str, Any]:
     """``{row name: TrainConfig}`` of the trained rows, each sized to ``minutes``."""
-    from facenet_cli.demo import TRAIN_OPTIONS
+    from facenet_cli.demo.settings import TRAIN_OPTIONS
 
     options = recipe_options()
     # The recipe's schedule (epochs, decay) squeezed into the budget: shorter epochs.

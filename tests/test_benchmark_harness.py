@@ -26,3 +26,20 @@ def test_ratio_favours_the_faster_side_and_rows_are_appended(tmp_path: Path) -> 
     text = md.read_text()
     assert text.count("| sleepy |") == 2
     assert "img/s" in text
+
+
+def test_quality_benchmark_builds_every_row_from_the_recipe_file() -> None:
+    """The rows ``python -m benchmarks quality`` trains (the data itself is not needed here)."""
+    from benchmarks.bench_quality import recipe_options, recipes
+    from facenet_cli.config import TrainConfig
+    from facenet_cli.train.settings import check_config, resolve_config
+
+    options = recipe_options()
+    rows = recipes(4.0, TrainConfig(data_dir="people"))
+    assert list(rows) == ["triplet (demo recipe)", "softmax", "arcface", "cosface"]
+    for name, config in rows.items():
+        check_config(resolve_config(config))
+        assert config.loss == ("triplet" if name.startswith("triplet") else name)
+    cosface = rows["cosface"]
+    assert (cosface.image_size, cosface.flip_fusion) == (options["image_size"], True)
+    assert cosface.epoch_size * cosface.max_nrof_epochs == 480  # 4 minutes at 120 steps
