@@ -110,7 +110,7 @@ def embed(
             help="Fuse each face's embedding with its mirror image's (normalised sum; two "
             "forward passes a face)."
         ),
-    ] = False,
+    ] = EmbedConfig.flip,
 ) -> None:
     """Embed a whole folder into one .npz (embeddings, relative paths, identity labels)."""
     from facenet_cli.use.embed import run_embed
@@ -147,7 +147,7 @@ def classify_train(
             "strangers named at the same accuracy on known people. Recorded in the classifier; "
             "predict embeds the same way."
         ),
-    ] = True,
+    ] = _TRAIN.flip,
     whiten: Annotated[
         bool,
         typer.Option(
@@ -156,7 +156,7 @@ def classify_train(
             "they hold at least as many photos beyond each person's first as the embedding "
             "has dimensions."
         ),
-    ] = True,
+    ] = _TRAIN.whiten,
 ) -> None:
     """Train a classifier on the embeddings of a folder of people."""
     from facenet_cli.use.classify import run_classify_train
