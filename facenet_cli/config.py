@@ -244,6 +244,7 @@ class ClassifyTrainConfig:
     json: bool = False
     flip: bool = True
     whiten: bool = True
+    known_rate: float = 0.0  # floor on the calibration's known people accepted (0: balanced)
 
 
 @dataclass(frozen=True)

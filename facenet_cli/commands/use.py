@@ -157,6 +157,17 @@ def classify_train(
             "has dimensions."
         ),
     ] = _TRAIN.whiten,
+    known_rate: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Calibrate the unknown threshold to name at least this share of the training "
+            "photos' own people (cross-validated on them). 0: the threshold that best balances "
+            "known people named against strangers called unknown. Higher names more of your "
+            "people and more strangers as someone.",
+        ),
+    ] = _TRAIN.known_rate,
 ) -> None:
     """Train a classifier on the embeddings of a folder of people."""
     from facenet_cli.use.classify import run_classify_train

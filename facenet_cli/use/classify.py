@@ -24,7 +24,12 @@ from facenet_cli.use.classifier import (
     save_classifier,
     split_dataset,
 )
-from facenet_cli.use.threshold import GALLERY_FOLDS, gallery_threshold, model_threshold
+from facenet_cli.use.threshold import (
+    GALLERY_FOLDS,
+    GalleryCalibration,
+    gallery_threshold,
+    model_threshold,
+)
 from facenet_cli.use.whitening import can_whiten
 
 if TYPE_CHECKING:
@@ -107,13 +112,16 @@ def run_classify_train(config: ClassifyTrainConfig) -> dict[str, Any]:
     else:
         train, test = np.arange(len(data.labels)), np.zeros(0, np.int64)
     whitened = config.whiten and can_whiten(data.labels[train], data.embeddings.shape[1])
-    threshold, metric, source = _open_set_threshold(config, model, data, train, whitened)
+    threshold, metric, source, calibration = _open_set_threshold(
+        config, model, data, train, whitened
+    )
     clf = fit_classifier(
         data.embeddings[train], data.labels[train], data.names,
         distance_threshold=threshold, distance_metric=metric,
         min_probability=config.min_probability, whitened=whitened,
         meta={"model": model_fingerprint(model), "threshold_source": source,
-              "data_dir": str(config.data_dir), "align": config.align, "flip": config.flip},
+              "data_dir": str(config.data_dir), "align": config.align, "flip": config.flip,
+              "calibration": calibration.to_dict() if calibration else None},
     )  # fmt: skip
     save_classifier(config.out, clf)
     report: dict[str, Any] = {
@@ -122,6 +130,7 @@ def run_classify_train(config: ClassifyTrainConfig) -> dict[str, Any]:
         "train_images": int(train.size),
         "distance_threshold": threshold,
         "threshold_source": source,
+        "calibration": calibration.to_dict() if calibration else None,
         "min_probability": config.min_probability,
         "flip": config.flip,
         "whitened": clf.whitening is not None,
@@ -142,6 +151,12 @@ def run_classify_train(config: ClassifyTrainConfig) -> dict[str, Any]:
     table.add_row("people", str(report["people"]))
     table.add_row("training images", str(report["train_images"]))
     table.add_row("unknown beyond", f"{_fmt(threshold)} ({source})")
+    if calibration is not None:
+        table.add_row(
+            "calibration expects",
+            f"known people named {calibration.known_accepted:.3f}, "
+            f"strangers unknown {calibration.strangers_rejected:.3f}",
+        )
     if "held_out" in report:
         h = report["held_out"]
         table.add_row("held-out images", str(h["images"]))
@@ -157,22 +172,26 @@ def _open_set_threshold(
     data: LabelledEmbeddings,
     train: np.ndarray,
     whitened: bool,
-) -> tuple[float | None, int, str]:
-    """``--threshold``; else one calibrated on the training photos; else the model's pair
-    threshold (a gallery of one photo per person cannot calibrate one)."""
+) -> tuple[float | None, int, str, GalleryCalibration | None]:
+    """``--threshold``; else one calibrated on the training photos (with what the calibration
+    expects of it); else the model's pair threshold (a gallery of one photo per person cannot
+    calibrate one)."""
     recorded = model_threshold(model.info)
     metric = recorded.metric if recorded is not None else 0
     if config.threshold is not None:
-        return config.threshold, metric, "--threshold"
+        return config.threshold, metric, "--threshold", None
     fitted = gallery_threshold(
-        data.embeddings[train], data.labels[train], metric, whitened=whitened
-    )
+        data.embeddings[train], data.labels[train], metric, whitened=whitened,
+        known_rate=config.known_rate,
+    )  # fmt: skip
     if fitted is not None:
         how = f"{GALLERY_FOLDS}-fold, whitened" if whitened else "leave-one-out"
-        return fitted, metric, f"calibrated on the training photos, {how}"
+        if config.known_rate > 0:
+            how += f", known people >= {config.known_rate:g}"
+        return fitted.value, metric, f"calibrated on the training photos, {how}", fitted
     if recorded is not None:
-        return recorded.value, recorded.metric, recorded.source
-    return None, metric, "none (one photo per person and no threshold in model.json)"
+        return recorded.value, recorded.metric, recorded.source, None
+    return None, metric, "none (one photo per person and no threshold in model.json)", None
 
 
 def _fmt(value: float | None) -> str:

@@ -125,6 +125,27 @@ def resolve_threshold(
     return None, wanted if wanted is not None else 0
 
 
+@dataclass(frozen=True)
+class GalleryCalibration:
+    """An open-set threshold and what the calibration expects of it.
+
+    Attributes:
+        value: the distance threshold (a face at least this far from its person is unknown).
+        known_accepted: share of the held-out training photos that find their own person below
+            it.
+        strangers_rejected: share of those photos whose nearest other person is at or beyond
+            it (what a stranger would find).
+    """
+
+    value: float
+    known_accepted: float
+    strangers_rejected: float
+
+    def to_dict(self) -> dict[str, float]:
+        return {"value": self.value, "known_accepted": round(self.known_accepted, 4),
+                "strangers_rejected": round(self.strangers_rejected, 4)}  # fmt: skip
+
+
 def gallery_threshold(
     embeddings: np.ndarray,
     labels: np.ndarray,
@@ -132,14 +153,15 @@ def gallery_threshold(
     *,
     whitened: bool = False,
     folds: int = GALLERY_FOLDS,
-) -> float | None:
+    known_rate: float = 0.0,
+) -> GalleryCalibration | None:
     """The distance threshold for naming a face by its nearest photo in a gallery.
 
     A pair threshold (``model.json``'s) judges one pair; a gallery of N photos gives a stranger
     N chances to fall below it, so the open-set threshold is calibrated on the gallery itself:
     a held-out photo's nearest photo of the same person is a genuine match, its nearest photo of
-    anyone else what a stranger would find. The threshold maximises the balanced accuracy of the
-    two (``"same" iff distance < threshold``, on the protocol's grid).
+    anyone else what a stranger would find. :func:`choose_gallery_threshold` then picks the
+    threshold (``"same" iff distance < threshold``, on the protocol's grid).
 
     Plain embeddings leave each photo out in turn. With ``whitened`` the distances are measured
     after :func:`~facenet_cli.use.whitening.fit_whitening`, and the transform must not have seen
@@ -163,10 +185,32 @@ def gallery_threshold(
     own, other = own[np.isfinite(own)], other[np.isfinite(other)]
     if own.size == 0 or other.size == 0:
         return None
+    return choose_gallery_threshold(own, other, known_rate)
+
+
+def choose_gallery_threshold(
+    own: np.ndarray, other: np.ndarray, known_rate: float = 0.0
+) -> GalleryCalibration:
+    """The threshold that best separates the genuine distances ``own`` from the strangers'
+    ``other`` (balanced accuracy), among those that accept at least ``known_rate`` of ``own``.
+
+    Several thresholds of equal balanced accuracy (a gap between the two sides) give the middle
+    of the first such run, away from both sides' nearest samples rather than on the edge of one.
+
+    The default floor of 0 sets the two error rates about equal. A floor trades strangers for
+    known people, steeply where the embeddings separate people poorly (BENCHMARKS.md, open-set
+    threshold).
+    """
+    own, other = np.asarray(own, np.float64), np.asarray(other, np.float64)
     dist = np.concatenate([own, other])
     genuine = np.concatenate([np.ones(own.size, bool), np.zeros(other.size, bool)])
     tpr, fpr, _ = roc_at(dist, genuine, ACCURACY_THRESHOLDS)
-    return float(ACCURACY_THRESHOLDS[int(np.argmax(tpr + 1.0 - fpr))])
+    score = np.where(tpr >= known_rate - 1e-9, tpr - fpr, -np.inf)
+    best = np.flatnonzero(score >= score.max() - 1e-9)
+    gaps = np.flatnonzero(np.diff(best) > 1)
+    run = best[: gaps[0] + 1] if gaps.size else best
+    k = int(run[(len(run) - 1) // 2])
+    return GalleryCalibration(float(ACCURACY_THRESHOLDS[k]), float(tpr[k]), float(1.0 - fpr[k]))
 
 
 def _nearest_own_and_other(d: np.ndarray, same: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -139,6 +139,13 @@ def test_embed_classify_and_their_errors(model_file: Path, tmp_path: Path) -> No
     assert report["threshold_source"] == "calibrated on the training photos, leave-one-out"
     # 4 people x 2 photos beyond their first: too few differences to whiten 16 dimensions.
     assert report["flip"] and not report["whitened"]
+    assert 0.0 <= report["calibration"]["strangers_rejected"] <= 1.0
+    # A floor of 1: every training photo's own person lies within the calibrated threshold.
+    floor_args = [*args[:5], str(tmp_path / "floor.npz"), *args[6:], "--known_rate", "1"]
+    floor = _json(runner.invoke(app, floor_args).output)
+    assert floor["calibration"]["known_accepted"] == 1.0
+    assert floor["threshold_source"].endswith("known people >= 1")
+    assert floor["distance_threshold"] >= report["distance_threshold"]
 
     # Nothing is within distance 0 of a training photo: every face is "unknown", with the
     # nearest name and the reason kept.

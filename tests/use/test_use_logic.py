@@ -21,7 +21,11 @@ from facenet_cli.use.classifier import (
 )
 from facenet_cli.use.faces import model_alignment, with_alignment
 from facenet_cli.use.store import EmbeddingSet, read_embeddings, write_embeddings
-from facenet_cli.use.threshold import gallery_threshold, resolve_threshold
+from facenet_cli.use.threshold import (
+    choose_gallery_threshold,
+    gallery_threshold,
+    resolve_threshold,
+)
 from facenet_cli.use.verify import cross_distances, distance_matrix, verdicts
 from facenet_cli.use.whitening import can_whiten, fit_whitening, whiten
 
@@ -60,8 +64,9 @@ def test_threshold_resolution_prefers_the_flag_then_the_sidecar() -> None:
 
 def test_gallery_threshold_separates_own_from_other_people() -> None:
     x, y = clusters(6, 5, 0.1)
-    t = gallery_threshold(x, y, 0)
-    assert t is not None
+    fitted = gallery_threshold(x, y, 0)
+    assert fitted is not None
+    t = fitted.value
     d = distance_matrix(x, 0)
     np.fill_diagonal(d, np.inf)
     same = y[:, None] == y[None, :]
@@ -69,6 +74,26 @@ def test_gallery_threshold_separates_own_from_other_people() -> None:
     assert np.all(np.where(~same, d, np.inf).min(1) >= t)  # and nobody else
     assert gallery_threshold(x[:5], y[:5], 0) is None  # one person: nobody else to reject
     assert gallery_threshold(x[::5], y[::5], 0) is None  # one photo each: no genuine match
+
+
+def test_gallery_threshold_takes_the_middle_of_a_gap_and_honours_a_known_floor() -> None:
+    # Separated sides: the middle of the gap, not its lower edge.
+    gap = choose_gallery_threshold(np.array([0.1, 0.15, 0.2]), np.array([1.0, 1.2]))
+    assert gap.value == pytest.approx(0.6, abs=0.011)
+    assert (gap.known_accepted, gap.strangers_rejected) == (1.0, 1.0)
+    # Overlapping sides: balanced by default; a floor on the known side moves the threshold up
+    # until that share of own-person matches is accepted, at the strangers' expense.
+    rng = np.random.default_rng(0)
+    own, other = rng.normal(0.5, 0.15, 400), rng.normal(1.0, 0.15, 400)
+    balanced = choose_gallery_threshold(own, other)
+    assert 0.65 < balanced.value < 0.85
+    floor = choose_gallery_threshold(own, other, known_rate=0.99)
+    assert floor.value > balanced.value
+    assert floor.known_accepted >= 0.99 > balanced.known_accepted
+    assert floor.strangers_rejected < balanced.strangers_rejected
+    # The expected rates are the shares of each side on the right side of the threshold.
+    assert floor.known_accepted == pytest.approx(np.mean(own < floor.value))
+    assert floor.strangers_rejected == pytest.approx(np.mean(other >= floor.value))
 
 
 def test_sidecar_keeps_threshold_and_alignment_and_old_files_still_load(tmp_path: Path) -> None:
@@ -106,7 +131,7 @@ def test_classifier_round_trip_names_known_and_rejects_strangers(tmp_path: Path)
     known = y < 5
     clf = fit_classifier(
         x[known], y[known], [f"p{i}" for i in range(8)],
-        distance_threshold=gallery_threshold(x[known], y[known], 0), distance_metric=0,
+        distance_threshold=gallery_threshold(x[known], y[known], 0).value, distance_metric=0,
         min_probability=0.0,
     )  # fmt: skip
     reference = LogisticRegression(C=100.0, max_iter=2000, random_state=666).fit(x[known], y[known])
@@ -204,9 +229,10 @@ def test_whitening_discounts_how_one_persons_photos_vary() -> None:
 def test_whitened_gallery_threshold_is_cross_validated_and_names_strangers() -> None:
     x, y = nuisance_clusters(12, 6)
     known = y < 8
-    t = gallery_threshold(x[known], y[known], 0, whitened=True)
-    plain = gallery_threshold(x[known], y[known], 0)
-    assert t is not None and plain is not None
+    fitted = gallery_threshold(x[known], y[known], 0, whitened=True)
+    fitted_plain = gallery_threshold(x[known], y[known], 0)
+    assert fitted is not None and fitted_plain is not None
+    t, plain = fitted.value, fitted_plain.value
     clf = fit_classifier(x[known], y[known], [f"p{i}" for i in range(12)], distance_threshold=t,
                          distance_metric=0, min_probability=0.0, whitened=True)  # fmt: skip
     assert clf.whitening is not None
