@@ -59,19 +59,24 @@ def person_split(name: str) -> str:
     return next(part for part, upper in SPLIT if bucket < upper)
 
 
-def prepare(shared: Path, work: Path) -> dict[str, Path]:
-    """Extract, align (cached) and split the people; pairs of the held-out people."""
-    from facenet_cli.align.pipeline import run_align
-    from facenet_cli.config import AlignConfig
-    from facenet_cli.data.pairs import make_pairs, write_pairs
-
+def extract(shared: Path, work: Path) -> Path:
+    """The tarball's photos extracted once under ``work/raw``; the folder of people folders."""
     raw = work / "raw"
     if not (raw / ".done").exists():
         with tarfile.open(shared / "data" / TARBALL) as tar:
             tar.extractall(raw, filter="data")
         (raw / ".done").touch()
     roots = [p for p in raw.iterdir() if p.is_dir()]
-    source = roots[0] if len(roots) == 1 and not any(roots[0].glob("*.jpg")) else raw
+    return roots[0] if len(roots) == 1 and not any(roots[0].glob("*.jpg")) else raw
+
+
+def prepare(shared: Path, work: Path) -> dict[str, Path]:
+    """Extract, align (cached) and split the people; pairs of the held-out people."""
+    from facenet_cli.align.pipeline import run_align
+    from facenet_cli.config import AlignConfig
+    from facenet_cli.data.pairs import make_pairs, write_pairs
+
+    source = extract(shared, work)
     aligned = work / "aligned-160"
     run_align(AlignConfig(input_dir=source, output_dir=aligned, image_size=160, margin=32),
               quiet=True)  # fmt: skip

@@ -43,3 +43,23 @@ def test_quality_benchmark_builds_every_row_from_the_recipe_file() -> None:
     cosface = rows["cosface"]
     assert (cosface.image_size, cosface.flip_fusion) == (options["image_size"], True)
     assert cosface.epoch_size * cosface.max_nrof_epochs == 480  # 4 minutes at 120 steps
+
+
+def test_openset_benchmark_draw_names_known_people_and_rejects_strangers() -> None:
+    import numpy as np
+
+    from benchmarks.bench_openset import KNOWN, PEOPLE, PHOTOS, draw, face_crop
+
+    assert face_crop(np.zeros((250, 250), np.uint8)).shape == (25, 25)
+    # Well separated people in 8 dimensions: every row names the known and rejects the rest.
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(PEOPLE, 8))
+    labels = np.repeat(np.arange(PEOPLE), PHOTOS)
+    x = centres[labels] + rng.normal(scale=0.05, size=(len(labels), 8))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    names = [f"p{i}" for i in range(PEOPLE)]
+    for whiten, known_rate in ((False, 0.0), (True, 0.0), (True, 0.95)):
+        result = draw(x, labels, names, 0, whiten, known_rate)
+        assert result["known"] == 1.0 and result["strangers"] > 0.9, (whiten, result)
+        assert result["expected_known"] >= (0.95 if known_rate else 0.0)
+    assert KNOWN < PEOPLE
