@@ -12,7 +12,12 @@ from facenet_cli import events
 from facenet_cli.cli import app
 from facenet_cli.data.dataset import ImageClass
 from facenet_cli.errors import InputError
-from facenet_cli.train.classifier_data import batch_rows, filter_dataset, split_dataset
+from facenet_cli.train.classifier_data import (
+    batch_rows,
+    filter_dataset,
+    read_filter_file,
+    split_dataset,
+)
 from tests.conftest import make_image_tree
 from tests.train.test_train_loop import Recorder, scalars, tiny_config
 
@@ -129,3 +134,25 @@ def test_validation_split_and_filter_follow_the_original() -> None:
     kept = filter_dataset(classes, distances, 50.0, 3)
     # The 50th percentile of 0..9 is 4.5: c3 keeps 0..4; c0 (1 image) falls below 3.
     assert [c.name for c in kept] == ["c2", "c3"] and len(kept[1]) == 5
+
+
+def test_filter_file_reads_the_originals_hdf5_and_npz(tmp_path: Path) -> None:
+    h5py = pytest.importorskip("h5py")  # a Keras dependency, so normally present
+    paths = [b"/data/a/a_0001.png", b"/data/b/b_0002.png"]
+    original = tmp_path / "filter.h5"
+    with h5py.File(original, "w") as f:  # the original's layout: byte-string paths
+        f.create_dataset("image_list", data=np.array(paths, dtype="S"))
+        f.create_dataset("distance_to_center", data=np.array([0.5, 1.5]))
+    expected = {"a_0001.png": 0.5, "b_0002.png": 1.5}
+    assert read_filter_file(original) == expected
+    np.savez(tmp_path / "filter.npz", image_list=np.array(["a/a_0001.png", "b/b_0002.png"]),
+             distance_to_center=np.array([0.5, 1.5]))  # fmt: skip
+    assert read_filter_file(tmp_path / "filter.npz") == expected
+    incomplete = tmp_path / "incomplete.h5"
+    with h5py.File(incomplete, "w") as f:
+        f.create_dataset("image_list", data=np.array(paths, dtype="S"))
+    with pytest.raises(InputError, match="incomplete.h5: filter file has no .*distance_to_center"):
+        read_filter_file(incomplete)
+    (tmp_path / "junk.h5").write_bytes(b"not hdf5")
+    with pytest.raises(InputError, match="junk.h5: cannot read filter file"):
+        read_filter_file(tmp_path / "junk.h5")
