@@ -239,7 +239,7 @@ class ClassifyTrainConfig:
     nrof_train_images_per_class: int = 10
     seed: int = 666
     min_probability: float = 0.0
-    threshold: float | None = None  # None = the model's recorded threshold, else fitted
+    threshold: float | None = None  # None = calibrated on the photos, else the model's
     batch_size: int = 100
     json: bool = False
     flip: bool = True

@@ -135,7 +135,8 @@ def classify_train(
         float | None,
         typer.Option(
             help="Unknown when farther than this from every training photo of the person. "
-            "Default: the model's threshold, else one fitted on the training photos."
+            "Default: one calibrated on the training photos (see --known-rate); with one "
+            "photo per person, the model's pair threshold."
         ),
     ] = None,
     batch_size: BatchOpt = 100,
