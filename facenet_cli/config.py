@@ -151,6 +151,7 @@ class ValidateConfig:
     json: bool = False
     roc: Path | None = None
     xla: bool | None = None  # None = XLA_DEFAULT for the device
+    record_threshold: bool = True
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from facenet_cli.commands import checks
 from facenet_cli.config import (
     ClassifyPredictConfig,
     ClassifyTrainConfig,
@@ -76,7 +77,10 @@ def compare(
     ] = False,
     threshold: Annotated[
         float | None,
-        typer.Option(help="Same person below this distance. Default: the model's (model.json)."),
+        typer.Option(
+            help="Same person below this distance. Default: the model's (model.json).",
+            callback=checks.distance,
+        ),
     ] = None,
     distance_metric: MetricOpt = None,
     json: JsonOpt = False,
@@ -92,7 +96,10 @@ def embed(
     ctx: typer.Context,
     model: ModelArg,
     data_dir: Annotated[Path, typer.Argument(help="Folder with one sub-folder per identity.")],
-    out: Annotated[Path, typer.Option(help="The .npz to write (reused on a rerun).")],
+    out: Annotated[
+        Path,
+        typer.Option(help="The .npz to write (reused on a rerun).", callback=checks.out_file),
+    ],
     align: AlignOpt = False,
     batch_size: BatchOpt = 100,
     json: JsonOpt = False,
@@ -122,7 +129,10 @@ def classify_train(
     ctx: typer.Context,
     model: ModelArg,
     data_dir: Annotated[Path, typer.Argument(help="Folder with one sub-folder per person.")],
-    out: Annotated[Path, typer.Option(help="Classifier file to write (.npz, no pickle).")],
+    out: Annotated[
+        Path,
+        typer.Option(help="Classifier file to write (.npz, no pickle).", callback=checks.out_file),
+    ],
     align: AlignOpt = False,
     use_split_dataset: SplitOpt = False,
     min_nrof_images_per_class: MinImagesOpt = _TRAIN.min_nrof_images_per_class,
@@ -136,7 +146,8 @@ def classify_train(
         typer.Option(
             help="Unknown when farther than this from every training photo of the person. "
             "Default: one calibrated on the training photos (see --known-rate); with one "
-            "photo per person, the model's pair threshold."
+            "photo per person, the model's pair threshold.",
+            callback=checks.distance,
         ),
     ] = None,
     batch_size: BatchOpt = 100,
@@ -196,7 +207,10 @@ def classify_predict(
     ] = None,
     threshold: Annotated[
         float | None,
-        typer.Option(help="Distance beyond which a face is unknown. Default: the classifier's."),
+        typer.Option(
+            help="Distance beyond which a face is unknown. Default: the classifier's.",
+            callback=checks.distance,
+        ),
     ] = None,
     batch_size: BatchOpt = 100,
     json: JsonOpt = False,

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 import typer
 
+from facenet_cli.commands import checks
 from facenet_cli.config import PairsConfig, ValidateConfig, from_params
 
 _VALIDATE = ValidateConfig()
@@ -67,6 +68,14 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option(help="Write the ROC as CSV (or a plot, with a .png name)."),
         ] = None,
+        record_threshold: Annotated[
+            bool,
+            typer.Option(
+                help="Store the accuracy-maximising threshold, with its metric and protocol, "
+                "in the model's model.json, where compare and classify read it (only for a "
+                "plain evaluation: not with flips, mean subtraction or another crop size).",
+            ),
+        ] = _VALIDATE.record_threshold,
         xla: Annotated[
             bool | None,
             typer.Option(
@@ -119,7 +128,7 @@ def register(app: typer.Typer) -> None:
         data_dir: Annotated[
             Path, typer.Argument(help="Aligned folder, one sub-folder per identity.")
         ],
-        out: Annotated[Path, typer.Option(help="Pairs file to write.")],
+        out: Annotated[Path, typer.Option(help="Pairs file to write.", callback=checks.out_file)],
         nrof_folds: Annotated[int, typer.Option(min=1)] = 10,
         pairs_per_fold: Annotated[
             int,

@@ -163,22 +163,35 @@ def run_validate(config: ValidateConfig) -> ValidationReport:
         )
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
-    if not notes:  # a threshold measured with overridden preprocessing is not the model's
+    recorded_in = None
+    # A threshold measured with overridden preprocessing is not the model's.
+    if config.record_threshold and not notes:
         from facenet_cli.use.threshold import record_threshold, sidecar_of
 
-        record_threshold(sidecar_of(model), model.info, report,
-                         subtract_mean=config.subtract_mean, image_size=crop)  # fmt: skip
-
-    if config.roc is not None:
-        _write_roc(config.roc, report, model_path)
+        sidecar = sidecar_of(model)
+        updated = record_threshold(sidecar, model.info, report,
+                                   subtract_mean=config.subtract_mean, image_size=crop)  # fmt: skip
+        if sidecar is not None and updated is not model.info:
+            recorded_in = sidecar
+    # The results first: a ROC file that cannot be written still fails the command (exit 6),
+    # but after they are out.
     if config.json:
         data = report.to_dict()
         data["model"] = str(model_path)
         data["model_info"] = dataclasses.asdict(model.info)
         data["warnings"] = notes + data["warnings"]
-        print(json.dumps(data, indent=2))
+        data["threshold_recorded_in"] = None if recorded_in is None else str(recorded_in)
+        print(json.dumps(data, indent=2), flush=True)
     else:
         _print_report(report, model_path)
+        if recorded_in is not None:
+            console.print(
+                f"threshold {report.result.threshold:g} recorded in {recorded_in} "
+                "(compare and classify use it; --no-record-threshold leaves it)",
+                highlight=False, soft_wrap=True,
+            )  # fmt: skip
+    if config.roc is not None:
+        _write_roc(config.roc, report, model_path)
     return report
 
 

@@ -75,6 +75,39 @@ def embed_identities(
     )  # fmt: skip
 
 
+def probe_embedding(model: EmbeddingModel) -> np.ndarray:
+    """The model's embedding of one fixed noise image: two models give the same one only if
+    they compute the same function (same weights), whatever files they were loaded from."""
+    size = model.info.image_size
+    image = np.random.default_rng(20261202).uniform(0, 255, (1, size, size, 3))
+    return np.asarray(model.embed(image.astype(np.float32)), np.float64)[0]
+
+
+def _check_model(clf: FaceClassifier, model: EmbeddingModel, path: Path) -> None:
+    """A classifier only means something on the embeddings it was fitted on."""
+    from facenet_cli.progress import console
+
+    dims = int(clf.train_embeddings.shape[1])
+    if model.info.embedding_size != dims:
+        raise InputError(
+            f"{path}: fitted on {dims}-dimensional embeddings; {model.source} gives "
+            f"{model.info.embedding_size}"
+        )
+    probe = clf.meta.get("probe")
+    if probe is not None and len(probe) == dims:
+        same = np.allclose(probe_embedding(model), np.asarray(probe, np.float64), atol=1e-3)
+    else:  # files from before the probe: the architecture is all there is to compare
+        from facenet_cli.use.embed import model_fingerprint
+
+        same = clf.meta.get("model", {}).get("info") == model_fingerprint(model)["info"]
+    if not same:
+        console.print(
+            f"[yellow]warning:[/] {path} was trained on another model's embeddings "
+            "(the same image embeds differently): its names and distances mean little here",
+            highlight=False, soft_wrap=True,
+        )  # fmt: skip
+
+
 def _split(data: LabelledEmbeddings, config: Any) -> tuple[np.ndarray, np.ndarray]:
     split = split_dataset(
         data.labels, config.min_nrof_images_per_class, config.nrof_train_images_per_class,
@@ -101,8 +134,11 @@ def _print_skipped(skipped: dict[Path, str]) -> None:
 def run_classify_train(config: ClassifyTrainConfig) -> dict[str, Any]:
     """``facenet classify train``: fit, save, and report held-out accuracy with a split."""
     from facenet_cli.models.loading import load_embedding_model
+    from facenet_cli.use.classifier import CLASSIFIER_KIND
     from facenet_cli.use.embed import model_fingerprint
+    from facenet_cli.use.store import check_replaceable
 
+    check_replaceable(config.out, CLASSIFIER_KIND)
     model = load_embedding_model(config.model)
     data = embed_identities(model, config.data_dir, align=config.align,
                             batch_size=config.batch_size, flip=config.flip)  # fmt: skip
@@ -111,6 +147,11 @@ def run_classify_train(config: ClassifyTrainConfig) -> dict[str, Any]:
         train, test = _split(data, config)
     else:
         train, test = np.arange(len(data.labels)), np.zeros(0, np.int64)
+    people = len(np.unique(data.labels[train]))
+    if people < 2:
+        raise InputError(
+            f"{config.data_dir}: a classifier needs images of at least two people, found {people}"
+        )
     whitened = config.whiten and can_whiten(data.labels[train], data.embeddings.shape[1])
     threshold, metric, source, calibration = _open_set_threshold(
         config, model, data, train, whitened
@@ -119,7 +160,8 @@ def run_classify_train(config: ClassifyTrainConfig) -> dict[str, Any]:
         data.embeddings[train], data.labels[train], data.names,
         distance_threshold=threshold, distance_metric=metric,
         min_probability=config.min_probability, whitened=whitened,
-        meta={"model": model_fingerprint(model), "threshold_source": source,
+        meta={"model": model_fingerprint(model), "probe": probe_embedding(model).tolist(),
+              "threshold_source": source,
               "data_dir": str(config.data_dir), "align": config.align, "flip": config.flip,
               "calibration": calibration.to_dict() if calibration else None},
     )  # fmt: skip
@@ -156,6 +198,11 @@ def run_classify_train(config: ClassifyTrainConfig) -> dict[str, Any]:
             "calibration expects",
             f"known people named {calibration.known_accepted:.3f}, "
             f"strangers unknown {calibration.strangers_rejected:.3f}",
+        )
+    if config.use_split_dataset and not test.size:
+        table.add_row(
+            "held-out images",
+            f"0 (no person has more than {config.nrof_train_images_per_class} images)",
         )
     if "held_out" in report:
         h = report["held_out"]
@@ -231,8 +278,8 @@ def _inputs(target: Path) -> tuple[list[Path], list[str] | None]:
     if direct:
         return direct, None
     classes = get_dataset(target)
-    paths = [p for c in classes for p in c.image_paths if is_image_file(p)]
-    return paths, [c.name for c in classes for _ in c.image_paths]
+    pairs = [(p, c.name) for c in classes for p in c.image_paths if is_image_file(p)]
+    return [p for p, _ in pairs], [name for _, name in pairs]
 
 
 def run_classify_predict(config: ClassifyPredictConfig) -> dict[str, Any]:
@@ -240,16 +287,10 @@ def run_classify_predict(config: ClassifyPredictConfig) -> dict[str, Any]:
     import dataclasses
 
     from facenet_cli.models.loading import load_embedding_model
-    from facenet_cli.progress import console
-    from facenet_cli.use.embed import model_fingerprint
 
     clf: FaceClassifier = load_classifier(config.classifier)
     model = load_embedding_model(config.model)
-    if clf.meta.get("model", {}).get("info") != model_fingerprint(model)["info"]:
-        console.print(
-            f"[yellow]warning:[/] {config.classifier} was trained on another model's embeddings",
-            highlight=False,
-        )
+    _check_model(clf, model, config.classifier)
     changes: dict[str, Any] = {}
     if config.threshold is not None:
         changes["distance_threshold"] = config.threshold
@@ -263,12 +304,20 @@ def run_classify_predict(config: ClassifyPredictConfig) -> dict[str, Any]:
         names = sorted(set(folders))
         labels = np.array([names.index(f) for f in folders], np.int64)
         _, test = _split(LabelledEmbeddings(paths, labels, names, np.zeros((0, 0)), {}), config)
+        if test.size == 0:
+            raise InputError(
+                f"{config.images}: no held-out images: no person has more than "
+                f"{config.nrof_train_images_per_class} (--nrof-train-images-per-class)"
+            )
         paths = [paths[k] for k in test]
         folders = [folders[k] for k in test]
     # The photos are embedded as the classifier's training photos were (files from before
     # ``flip`` existed hold plain embeddings).
     flip = bool(clf.meta.get("flip", False))
     emb, kept, skipped = _embed_with_progress(model, paths, config.align, config.batch_size, flip)
+    if len(kept) == 0 and skipped:
+        _print_skipped({paths[k]: r for k, r in skipped.items()})
+        raise InputError(f"{config.images}: no face to name ({len(skipped)} image(s) skipped)")
     predictions = clf.predict(emb)
     rows = []
     for k, pred in zip(kept, predictions, strict=True):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from facenet_cli.errors import InputError
-from facenet_cli.use.threshold import METRIC_NAMES, Threshold, resolve_threshold
+from facenet_cli.use.threshold import METRIC_NAMES, Threshold, model_threshold, resolve_threshold
 from facenet_cli.use.verify import distance_matrix, verdicts
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ class Comparison:
         threshold: the threshold judged with (None: distances only).
         skipped: ``(photo, reason)`` for photos without a face.
         alignment: where the crop geometry came from, and what it is.
+        recorded_metric: the metric of the threshold in the model's sidecar (None: none).
     """
 
     faces: list[tuple[Path, int, list[int]]]
@@ -40,6 +41,7 @@ class Comparison:
     threshold: Threshold | None
     skipped: list[tuple[Path, str]]
     alignment: dict[str, Any]
+    recorded_metric: int | None = None
 
     def labels(self) -> list[str]:
         """A name per face: the file name (the path where names repeat), ``#i`` per face when a
@@ -108,10 +110,14 @@ def compare_photos(config: CompareConfig) -> Comparison:
     if not crops:
         first = skipped[0] if skipped else (Path("."), "no photos")
         raise InputError(f"{first[0]}: {first[1]}; no face in any of the {len(photos)} photo(s)")
+    if len(crops) < 2:
+        why = "".join(f"; {p}: {r}" for p, r in skipped[:1])
+        raise InputError(f"{faces[0][0]}: the only face found, and compare needs two{why}")
     emb = model.embed(np.stack(crops).astype(np.float32))
+    recorded = model_threshold(info)
     return Comparison(
         faces, distance_matrix(emb, metric), metric, threshold, skipped,
-        dataclasses.asdict(alignment),
+        dataclasses.asdict(alignment), None if recorded is None else recorded.metric,
     )  # fmt: skip
 
 
@@ -140,11 +146,14 @@ def run_compare(config: CompareConfig) -> Comparison:
     out = Console(highlight=False)
     out.print(matrix)
     if result.threshold is None:
-        out.print(
-            "no threshold: the model's model.json records none (run `facenet validate` on it, "
-            "or pass --threshold); distances only",
-            highlight=False,
-        )
+        if result.recorded_metric is None:
+            why = "the model's model.json records none (run `facenet validate` on it"
+        else:
+            why = (
+                f"the model's model.json records one for {METRIC_NAMES[result.recorded_metric]} "
+                f"distances only (run `facenet validate --distance-metric {result.metric}`"
+            )
+        out.print(f"no threshold: {why}, or pass --threshold); distances only", highlight=False)
         return result
     pairs = Table(title=f"verdicts at {result.threshold.value:g} ({result.threshold.source})")
     for name in ("a", "b", "distance", "verdict"):

@@ -7,6 +7,7 @@ image's size and modification time, so a rerun reuses the rows whose inputs are 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import zipfile
@@ -61,6 +62,9 @@ def save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> Path:
     """Write arrays to ``path`` through a temporary file in the same folder, then rename."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    blocked = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise StorageError(f"{path}: cannot write ({blocked} is a file, not a folder)")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
@@ -69,9 +73,35 @@ def save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> Path:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise StorageError(f"{path}: cannot write ({exc.strerror or exc})") from None
     return path
+
+
+def check_replaceable(path: Path, kind: str) -> None:
+    """Refuse to write a ``kind`` file over a facenet file of another kind.
+
+    A classifier is not replaced by embeddings (or the other way round) because of a mistyped
+    ``--out``. A file of the same kind, a damaged one or any other file is replaced as usual.
+
+    Raises:
+        InputError: ``path`` holds a facenet file of another kind.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"])) if "meta" in data.files else None
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+        return
+    found = meta.get("format") if isinstance(meta, dict) else None
+    if isinstance(found, str) and found.startswith("facenet-") and found != kind_format(kind):
+        raise InputError(
+            f"{path}: is a facenet {found.removeprefix('facenet-')} file; not replaced by the "
+            f"{kind} (remove it or choose another --out)"
+        )
 
 
 def load_npz(
@@ -83,8 +113,12 @@ def load_npz(
         InputError: a missing, damaged or foreign file (one line naming it and why).
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: a folder, not a {kind} file")
     if not path.is_file():
         raise InputError(f"{path}: {kind} file not found")
+    if not zipfile.is_zipfile(path):
+        raise InputError(f"{path}: not a readable {kind} file (not an .npz archive)")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}

@@ -239,6 +239,35 @@ def test_cli_json_roc_and_conflicting_flag(lfw_tree, small_model, tmp_path):
     assert lines[0] == "threshold,fpr,tpr" and len(lines) == 401
 
 
+def test_cli_records_the_threshold_only_when_asked_and_prints_before_a_failing_roc(
+    lfw_tree, small_model, tmp_path
+):
+    import shutil
+
+    from facenet_cli.models.sidecar import read_model_info
+
+    root, _ = lfw_tree
+    model = tmp_path / "model"
+    shutil.copytree(small_model, model)
+    args = ["validate", str(root), str(model), "--lfw-pairs", str(LFW_PAIRS),
+            "--lfw-batch-size", "500"]  # fmt: skip
+    before = (model / "model.json").read_text()
+    result = runner.invoke(app, [*args, "--no-record-threshold"])
+    assert result.exit_code == 0, result.output
+    assert "recorded in" not in result.output and (model / "model.json").read_text() == before
+    # A ROC file that cannot be written fails the command, after the results are out.
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    result = runner.invoke(app, [*args, "--json", "--roc", str(blocked / "roc.csv")])
+    assert result.exit_code == 6, result.output
+    data = json.loads(result.stdout)
+    assert data["threshold_recorded_in"] == str(model / "model.json")
+    assert read_model_info(model).threshold == pytest.approx(data["threshold"], abs=1e-6)
+    assert "roc.csv" in result.stderr
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and f"recorded in {model / 'model.json'}" in result.stderr
+
+
 def test_cli_table_and_png(lfw_tree, small_model, tmp_path):
     root, _ = lfw_tree
     png = tmp_path / "roc.png"

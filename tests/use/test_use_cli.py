@@ -225,3 +225,76 @@ def test_flip_fuses_a_face_with_its_mirror_and_classify_embeds_as_it_was_trained
         assert result.exit_code == 0, result.output
         (row,) = _json(result.output)["predictions"]
         assert row["nearest"] == "person_00" and row["distance"] < 1e-4
+
+
+def test_use_commands_guard_their_inputs_and_outputs(model_file: Path, tmp_path: Path) -> None:
+    import keras
+
+    from facenet_cli.models.loading import build_model
+
+    known = _faces_folder(tmp_path / "known", range(3), per_person=4)
+    (known / "person_01" / "notes.txt").write_text("not a photo")  # skipped, labels kept aligned
+    photo = known / "person_00" / "person_00_0000.png"
+    # Distances are finite and not negative; an output needs a file name.
+    for args in (["compare", str(model_file), str(photo), str(photo), "--threshold", "nan"],
+                 ["compare", str(model_file), str(photo), str(photo), "--threshold", "-1"],
+                 ["embed", str(model_file), str(known), "--out", ""]):  # fmt: skip
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+    # One face is nothing to compare.
+    result = runner.invoke(app, ["compare", str(model_file), str(photo)])
+    assert result.exit_code == 3 and "the only face found" in result.output
+
+    clf = tmp_path / "clf.npz"
+    result = runner.invoke(app, ["classify", "train", str(model_file), str(known), "--out",
+                                 str(clf), "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    # A mistyped --out does not replace a file of the other kind.
+    emb = tmp_path / "emb.npz"
+    assert (
+        runner.invoke(app, ["embed", str(model_file), str(known), "--out", str(emb)]).exit_code == 0
+    )
+    before = clf.read_bytes()
+    result = runner.invoke(app, ["embed", str(model_file), str(known), "--out", str(clf)])
+    assert result.exit_code == 3 and "is a facenet classifier file; not replaced" in result.output
+    assert clf.read_bytes() == before
+    result = runner.invoke(app, ["classify", "train", str(model_file), str(known), "--out",
+                                 str(emb)])  # fmt: skip
+    assert result.exit_code == 3 and "is a facenet embeddings file" in result.output
+    # A folder that is a file: the error names the path asked for, not a temporary file.
+    result = runner.invoke(app, ["embed", str(model_file), str(known), "--out",
+                                 str(emb / "x.npz")])  # fmt: skip
+    assert result.exit_code == 6 and f"{emb / 'x.npz'}: cannot write ({emb} is a file" in (
+        result.output
+    )
+    # Every photo of a folder of identities keeps its own person's name.
+    result = runner.invoke(app, ["classify", "predict", str(model_file), str(clf), str(known),
+                                 "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = _json(result.output)["predictions"]
+    assert len(rows) == 12 and all(Path(r["image"]).parent.name == r["nearest"] for r in rows)
+    # Nothing held out: said, not an empty table.
+    result = runner.invoke(app, ["classify", "predict", str(model_file), str(clf), str(known),
+                                 "--use-split-dataset", "--min-nrof-images-per-class", "2",
+                                 "--nrof-train-images-per-class", "4"])  # fmt: skip
+    assert result.exit_code == 3 and "no held-out images" in result.output
+    # Another model of the same shape (other weights) is noticed; another size is an error.
+    keras.utils.set_random_seed(1)
+    other = tmp_path / "other"
+    other.mkdir()
+    build_model(INFO).save(other / "model.keras")
+    write_model_info(other, INFO)
+    result = runner.invoke(app, ["classify", "predict", str(other / "model.keras"), str(clf),
+                                 str(photo)])  # fmt: skip
+    assert result.exit_code == 0 and "trained on another model's embeddings" in result.output
+    result = runner.invoke(app, ["classify", "predict", str(model_file), str(clf), str(photo)])
+    assert "another model" not in result.output
+    wide = tmp_path / "wide"
+    wide.mkdir()
+    wide_info = ModelInfo("small", 8, 40, "per_image", align_image_size=48, align_margin=8)
+    build_model(wide_info).save(wide / "model.keras")
+    write_model_info(wide, wide_info)
+    result = runner.invoke(app, ["classify", "predict", str(wide / "model.keras"), str(clf),
+                                 str(photo)])  # fmt: skip
+    assert result.exit_code == 3 and result.output.count("\n") == 1
+    assert "fitted on 16-dimensional embeddings" in result.output
