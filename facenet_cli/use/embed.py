@@ -18,13 +18,24 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from facenet_cli.errors import InputError
-from facenet_cli.use.store import EmbeddingSet, file_signature, read_embeddings, write_embeddings
+from facenet_cli.use.store import (
+    EmbeddingSet,
+    check_replaceable,
+    file_signature,
+    read_embeddings,
+    write_embeddings,
+)
 
 if TYPE_CHECKING:
     from facenet_cli.config import EmbedConfig
     from facenet_cli.models.loading import EmbeddingModel
 
 DETECT_CHUNK = 32  # photos detected together with --align
+# ``facenet embed`` saves the rows finished so far this often (seconds), so that a killed run
+# loses at most about this much work; a save also waits for this many times the last save's
+# duration, so writing a large file stays a small part of the run.
+SAVE_SECONDS = 60.0
+SAVE_COST_RATIO = 10.0
 
 
 @dataclass(frozen=True)
@@ -60,30 +71,33 @@ def embed_images(
     batch_size: int = 100,
     on_done: Callable[[int], None] | None = None,
     flip: bool = False,
+    on_rows: Callable[[Embedded], None] | None = None,
 ) -> Embedded:
     """Embed aligned crops, or (``align``) the most central face of each raw photo.
 
     With ``flip`` each face's embedding is fused with its mirror image's (:func:`fuse_flipped`).
+    An image that cannot be read (empty, truncated, not an image, gone) is skipped with its
+    reason, in both modes; so is a photo without a face (``align``).
+
+    Args:
+        on_done: called with the number of images of each finished batch, skipped ones included.
+        on_rows: called before ``on_done`` with what each batch finished: an :class:`Embedded`
+            whose indices are into ``paths`` (lets a caller keep the work done so far).
 
     Raises:
-        InputError: an aligned crop that cannot be read (the photos of ``align`` are skipped
-            with their reason instead).
+        InputError: the model returned the wrong shape or non-finite values, or an image the
+            pipeline refuses that the image reader decodes (nothing to skip it for).
     """
     info = model.info
     flip = flip and not info.flip_fusion  # such a model's embedding is fused already
     if not paths:
         return Embedded(np.zeros((0, info.embedding_size), np.float32), np.zeros(0, np.int64), {})
     if not align:
-        from facenet_cli.evaluate.validate import embed_paths
-
-        emb = embed_paths(
-            model.embed, list(paths), image_size=info.image_size, batch_size=batch_size,
-            use_flipped_images=flip, on_batch=on_done,
-        )  # fmt: skip
-        return Embedded(fuse_flipped(emb) if flip else emb, np.arange(len(paths)), {})
+        return _embed_crops(model, list(paths), batch_size, flip, on_done, on_rows)
     from facenet_cli.use.faces import detect_photos, model_alignment
 
     alignment = model_alignment(info, Path(model.source))
+    forward = _Forward(model, flip)
     parts: list[np.ndarray] = []
     kept: list[int] = []
     skipped: dict[int, str] = {}
@@ -91,22 +105,172 @@ def embed_images(
         chunk = list(paths[start : start + DETECT_CHUNK])
         photos = detect_photos(chunk, alignment, info.image_size)
         crops = [p.crops[0] for p in photos if len(p.crops)]
+        chunk_kept: list[int] = []
+        chunk_skipped: dict[int, str] = {}
         for k, photo in enumerate(photos):
             if photo.reason is not None:
-                skipped[start + k] = photo.reason
+                chunk_skipped[start + k] = photo.reason
             else:
-                kept.append(start + k)
-        if crops:
-            batch = np.stack(crops).astype(np.float32)
-            if flip:
-                both = np.asarray(model.embed(np.concatenate([batch, batch[:, :, ::-1, :]])))
-                parts.append(fuse_flipped(np.concatenate(np.split(both, 2), axis=1)))
-            else:
-                parts.append(model.embed(batch))
+                chunk_kept.append(start + k)
+        rows = (
+            forward(np.stack(crops).astype(np.float32))
+            if crops
+            else np.zeros((0, info.embedding_size), np.float32)
+        )
+        forward.pending.clear()  # reported below, not through ``embed_paths``
+        parts.append(rows)
+        kept.extend(chunk_kept)
+        skipped.update(chunk_skipped)
+        if on_rows is not None:
+            on_rows(Embedded(rows, np.array(chunk_kept, np.int64), chunk_skipped))
         if on_done is not None:
             on_done(len(chunk))
     emb = np.concatenate(parts) if parts else np.zeros((0, info.embedding_size), np.float32)
     return Embedded(emb.astype(np.float32), np.array(kept, np.int64), skipped)
+
+
+class _Forward:
+    """The model's forward pass for a batch of crops: fused with the mirror images' under
+    ``flip``, checked (one row per image, finite), float32.
+
+    ``failed`` tells an error of the model from one of the image pipeline around it.
+    """
+
+    def __init__(self, model: EmbeddingModel, flip: bool) -> None:
+        self.model = model
+        self.flip = flip
+        self.failed = False
+        self.pending: list[np.ndarray] = []  # rows of the batches not yet reported
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        try:
+            return self._embed(images)
+        except BaseException:
+            self.failed = True
+            raise
+
+    def _embed(self, images: np.ndarray) -> np.ndarray:
+        n = len(images)
+        batch = np.concatenate([images, images[:, :, ::-1, :]]) if self.flip else images
+        emb = np.asarray(self.model.embed(batch))
+        if emb.ndim != 2 or emb.shape[0] != len(batch):
+            raise InputError(
+                f"the model returned embeddings of shape {emb.shape} for {len(batch)} images"
+            )
+        if not np.all(np.isfinite(emb)):
+            raise InputError("the model produced non-finite embeddings (NaN or infinity)")
+        if self.flip:
+            emb = fuse_flipped(np.concatenate([emb[:n], emb[n:]], axis=1))
+        rows = emb.astype(np.float32, copy=False)
+        self.pending.append(rows)
+        return rows
+
+
+class _CropRun:
+    """One pass of aligned crops through ``embed_paths``, reporting each finished batch."""
+
+    def __init__(
+        self,
+        forward: _Forward,
+        indices: list[int],
+        on_rows: Callable[[Embedded], None],
+        on_done: Callable[[int], None] | None,
+    ) -> None:
+        self.forward = forward
+        self.indices = indices
+        self.done = 0  # images of ``indices`` embedded and reported
+        self.on_rows = on_rows
+        self.on_done = on_done
+
+    def on_batch(self, n: int) -> None:
+        rows = np.concatenate(self.forward.pending) if self.forward.pending else None
+        self.forward.pending.clear()
+        if rows is None or len(rows) != n:
+            raise RuntimeError(f"{n} images finished, {0 if rows is None else len(rows)} rows")
+        kept = np.array(self.indices[self.done : self.done + n], np.int64)
+        self.done += n
+        self.on_rows(Embedded(rows, kept, {}))
+        if self.on_done is not None:
+            self.on_done(n)
+
+
+def _embed_crops(
+    model: EmbeddingModel,
+    paths: list[Path],
+    batch_size: int,
+    flip: bool,
+    on_done: Callable[[int], None] | None,
+    on_rows: Callable[[Embedded], None] | None,
+) -> Embedded:
+    """Aligned crops through the ``tf.data`` pipeline; unreadable ones skipped with a reason.
+
+    The pipeline stops at the first file it cannot decode without naming it; only then are the
+    images it had not finished checked one by one (:func:`unreadable_images`), the bad ones
+    skipped and the rest streamed again, so every bad file is found in one run and a folder
+    without any is decoded once.
+    """
+    from facenet_cli.evaluate.embedding import embed_paths
+
+    size = model.info.embedding_size
+    forward = _Forward(model, flip)
+    parts: list[np.ndarray] = []
+    kept: list[np.ndarray] = []
+    skipped: dict[int, str] = {}
+
+    def report(part: Embedded) -> None:
+        parts.append(part.embeddings)
+        kept.append(part.kept)
+        skipped.update(part.skipped)
+        if on_rows is not None:
+            on_rows(part)
+
+    remaining = list(range(len(paths)))
+    while remaining:
+        run = _CropRun(forward, remaining, report, on_done)
+        try:
+            embed_paths(
+                forward, [paths[k] for k in remaining], image_size=model.info.image_size,
+                batch_size=batch_size, on_batch=run.on_batch,
+            )  # fmt: skip
+            break
+        except InputError:
+            if forward.failed:
+                raise  # the model's fault, not an image's
+            forward.pending.clear()
+            rest = remaining[run.done :]
+            bad = unreadable_images([paths[k] for k in rest])
+            if not bad:
+                raise  # nothing the image reader refuses: the pipeline's error stands
+            reasons = {rest[j]: reason for j, reason in bad.items()}
+            remaining = [k for k in rest if k not in reasons]
+            report(Embedded(np.zeros((0, size), np.float32), np.zeros(0, np.int64), reasons))
+            if on_done is not None:
+                on_done(len(reasons))
+    emb = np.concatenate(parts) if parts else np.zeros((0, size), np.float32)
+    return Embedded(emb, np.concatenate(kept) if kept else np.zeros(0, np.int64), skipped)
+
+
+def unreadable_images(paths: Sequence[Path]) -> dict[int, str]:
+    """Index -> reason for each path that does not decode (the reasons ``--align`` gives).
+
+    Decodes every file (OpenCV, then Pillow), on all cores: called only once the pipeline has
+    stopped at a bad file, to find all of them at once.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from facenet_cli.cpu import cpu_count
+    from facenet_cli.data.images import DecodeError, read_image
+
+    def reason(path: Path) -> str | None:
+        try:
+            read_image(path)
+        except DecodeError as exc:
+            return str(exc)
+        return None
+
+    with ThreadPoolExecutor(max(1, min(cpu_count(), 16))) as pool:
+        reasons = list(pool.map(reason, paths))
+    return {k: r for k, r in enumerate(reasons) if r is not None}
 
 
 def fuse_flipped(pairs: np.ndarray) -> np.ndarray:
@@ -193,10 +357,21 @@ def embed_folder(
     """Embed every image of ``data_dir`` (one sub-folder per identity) into ``out``.
 
     Rows of an existing ``out`` made by the same model and settings, for images whose size and
-    modification time are unchanged, are reused; the file is rewritten atomically.
+    modification time are unchanged, are reused; the file is rewritten atomically. An image
+    that cannot be read, or (``align``) holds no face, is skipped and named in the summary.
+
+    The work survives an interruption: the rows finished so far are written to ``out`` (in the
+    same format, so a rerun reuses them) every :data:`SAVE_SECONDS` or so, and when the run
+    stops with an exception (Ctrl-C included), which is then raised again.
+
+    Raises:
+        InputError: ``out`` is a facenet file of another kind (a classifier), or see
+            :func:`embed_images`.
+        StorageError: ``out`` cannot be written.
     """
     from facenet_cli.use.faces import model_alignment
 
+    check_replaceable(out, "embeddings")  # before any work: not over a classifier file
     data_dir = Path(data_dir)
     paths, labels, names = list_identities(data_dir)
     rels = [p.relative_to(data_dir).as_posix() for p in paths]
@@ -214,41 +389,79 @@ def embed_folder(
             rows[k] = hit[1]
         else:
             todo.append(k)
+    size = model.info.embedding_size
+    skipped: dict[str, str] = {}
+
+    def save() -> np.ndarray:
+        order = sorted(rows)
+        emb = np.stack([rows[k] for k in order]) if order else np.zeros((0, size), np.float32)
+        write_embeddings(
+            out,
+            EmbeddingSet(
+                embeddings=emb,
+                paths=np.array([rels[k] for k in order], dtype=np.str_),
+                labels=labels[order],
+                class_names=np.array(names),
+                signatures=np.array([sigs[k] for k in order], dtype=np.str_),
+                meta={
+                    "model": fingerprint,
+                    "settings": settings,
+                    "data_dir": str(data_dir),
+                    "skipped": dict(skipped),
+                },
+            ),  # fmt: skip
+        )
+        return emb
+
+    saver = _PeriodicSave(save)
+
+    def on_rows(part: Embedded) -> None:
+        for row, k in zip(part.embeddings, part.kept, strict=True):
+            rows[todo[int(k)]] = row
+        skipped.update({rels[todo[k]]: reason for k, reason in part.skipped.items()})
+        saver.changed()
+
     if on_start is not None:
         on_start(len(todo))
     t0 = time.perf_counter()
-    done = embed_images(
-        model, [paths[k] for k in todo], align=align, batch_size=batch_size,
-        on_done=on_done, flip=flip,
-    )  # fmt: skip
+    try:
+        done = embed_images(
+            model, [paths[k] for k in todo], align=align, batch_size=batch_size,
+            on_done=on_done, flip=flip, on_rows=on_rows,
+        )  # fmt: skip
+    except BaseException:
+        if saver.dirty:
+            save()  # what is finished is kept: a rerun reuses it
+        raise
     seconds = time.perf_counter() - t0
-    for row, k in zip(done.embeddings, done.kept, strict=True):
-        rows[todo[int(k)]] = row
-    skipped = {rels[todo[k]]: reason for k, reason in done.skipped.items()}
-    order = sorted(rows)
-    size = model.info.embedding_size
-    emb = np.stack([rows[k] for k in order]) if order else np.zeros((0, size), np.float32)
-    write_embeddings(
-        out,
-        EmbeddingSet(
-            embeddings=emb,
-            paths=np.array([rels[k] for k in order], dtype=np.str_),
-            labels=labels[order],
-            class_names=np.array(names),
-            signatures=np.array([sigs[k] for k in order], dtype=np.str_),
-            meta={
-                "model": fingerprint,
-                "settings": settings,
-                "data_dir": str(data_dir),
-                "skipped": skipped,
-            },
-        ),  # fmt: skip
-    )
+    emb = save()
     return EmbedSummary(
-        out=Path(out), nrof_images=len(order), nrof_reused=len(paths) - len(todo),
+        out=Path(out), nrof_images=len(rows), nrof_reused=len(paths) - len(todo),
         nrof_embedded=len(done.kept), skipped=skipped, seconds=seconds,
         nrof_classes=len(names), embedding_size=int(emb.shape[1]) if emb.ndim == 2 else size,
     )  # fmt: skip
+
+
+class _PeriodicSave:
+    """Calls ``save`` after new work once :data:`SAVE_SECONDS` have passed since the last save,
+    and no sooner than :data:`SAVE_COST_RATIO` times that save's own duration (a large file is
+    saved less often, so saving stays a small part of the run)."""
+
+    def __init__(self, save: Callable[[], object]) -> None:
+        self._save = save
+        self.dirty = False
+        self._last = time.perf_counter()
+        self._cost = 0.0
+
+    def changed(self) -> None:
+        self.dirty = True
+        since = time.perf_counter() - self._last
+        if since >= SAVE_SECONDS and since >= SAVE_COST_RATIO * self._cost:
+            start = time.perf_counter()
+            self._save()
+            self.dirty = False
+            self._last = time.perf_counter()
+            self._cost = self._last - start
 
 
 def run_embed(config: EmbedConfig) -> EmbedSummary:
