@@ -145,7 +145,7 @@ class ValidateConfig:
     use_flipped_images: bool = False
     subtract_mean: bool = False
     use_fixed_image_standardization: bool | None = None  # None = from the sidecar
-    lfw_nrof_folds: int = 10
+    lfw_nrof_folds: int | None = None  # None = the pairs file's "K N" header, else 10
     far_target: float = 1e-3
     strict: bool = False
     json: bool = False

@@ -58,7 +58,14 @@ def register(app: typer.Typer) -> None:
             bool | None,
             typer.Option(help="(x - 127.5) / 128. Default: the model's own."),
         ] = None,
-        lfw_nrof_folds: Annotated[int, typer.Option(min=2)] = _VALIDATE.lfw_nrof_folds,
+        lfw_nrof_folds: Annotated[
+            int | None,
+            typer.Option(
+                min=2,
+                help="Folds of the protocol. Default: K of the pairs file's 'K N' header (the "
+                "folds `facenet pairs` drew), else 10.",
+            ),
+        ] = None,
         far_target: Annotated[float, typer.Option(min=0.0, max=1.0)] = _VALIDATE.far_target,
         strict: Annotated[
             bool, typer.Option(help="A missing image is an error, not a skip.")
@@ -109,7 +116,7 @@ def register(app: typer.Typer) -> None:
                 PairsConfig(
                     data_dir=make_pairs,
                     out=out,
-                    nrof_folds=lfw_nrof_folds,
+                    nrof_folds=lfw_nrof_folds or 10,
                     pairs_per_fold=pairs_per_fold,
                 )
             )

@@ -272,6 +272,23 @@ def read_pairs(path: str | os.PathLike[str]) -> list[AnyPair]:
     return pairs
 
 
+def pairs_header(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """The ``K N`` header of a pairs file (K folds of N matched and N mismatched pairs), or
+    None for a file without one (or one that cannot be read: :func:`read_pairs` says why)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                fields = line.split()
+                if not fields or fields[0].startswith("#"):
+                    continue
+                if len(fields) == 2 and all(v.isdigit() for v in fields):
+                    return int(fields[0]), int(fields[1])
+                return None
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None
+
+
 def find_pairs_file(data_dir: str | os.PathLike[str]) -> Path:
     """The pairs file for ``data_dir`` when none is given.
 

@@ -43,6 +43,17 @@ __all__ = [
 # ------------------------------------------------------------------------------------ the job
 
 
+def protocol_folds(given: int | None, pairs_path: Path) -> int:
+    """``--lfw-nrof-folds``; else the K of the pairs file's ``K N`` header, whose pairs come
+    fold by fold (the official file's 10, or the folds ``facenet pairs`` drew); else 10."""
+    from facenet_cli.data.pairs_file import pairs_header
+
+    if given is not None:
+        return given
+    header = pairs_header(pairs_path)
+    return header[0] if header is not None and header[0] >= 2 else 10
+
+
 def _resolve_inputs(config: ValidateConfig) -> tuple[Path, Path, Path]:
     """LFW folder, model and pairs file.
 
@@ -155,7 +166,7 @@ def run_validate(config: ValidateConfig) -> ValidationReport:
             use_flipped_images=config.use_flipped_images,
             distance_metric=config.distance_metric,
             subtract_mean=config.subtract_mean,
-            nrof_folds=config.lfw_nrof_folds,
+            nrof_folds=protocol_folds(config.lfw_nrof_folds, pairs_path),
             far_target=config.far_target,
             strict=config.strict,
             on_start=on_start,

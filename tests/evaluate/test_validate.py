@@ -329,12 +329,13 @@ def test_pairs_then_validate_on_own_file_names(tmp_path, small_model):
     assert "identity-disjoint" in result.stdout
     assert out.read_text().splitlines()[1].endswith("\tsame")
     (root / "s1" / "1.png").unlink()  # a missing image: its pairs are skipped and reported
+    # The folds are the file's own (its "2 6" header), without --lfw-nrof-folds.
     result = runner.invoke(app, [
         "validate", str(root), str(small_model), "--lfw-pairs", str(out), "--json",
-        "--lfw-nrof-folds", "2",
     ])  # fmt: skip
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
+    assert data["nrof_folds"] == 2
     listed = [(p.path1, p.path2) for p in read_pairs(out) if isinstance(p, PathPair)]
     kept = [pair for pair in listed if "s1/1.png" not in pair]
     assert len(listed) == 24 and 0 < len(kept) < 24
