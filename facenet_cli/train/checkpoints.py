@@ -63,15 +63,16 @@ def resolve_run_dir(spec: Path, models_base_dir: Path) -> Path:
 
     A log directory of the run also works (its name is looked up under ``models_base_dir``).
 
+    A run stopped before its first checkpoint has none: it is trained again from step 0 in the
+    same folders.
+
     Raises:
-        InputError: no such run, or the run holds no checkpoint.
+        InputError: no such run.
     """
     spec = Path(spec).expanduser()
     candidates = [spec, Path(models_base_dir).expanduser() / spec.name]
     for candidate in candidates:
         if (candidate / CONFIG_NAME).is_file():
-            if latest_checkpoint(candidate) is None:
-                raise InputError(f"{candidate}: the run has no checkpoint to resume from")
             return candidate
     raise InputError(
         f"{spec}: no training run found (looked for {CONFIG_NAME} in "

@@ -142,7 +142,9 @@ class Trainer:
             )
             self.saved_step = self.step if self.resumed_from is not None else -1
             self.last_save = time.monotonic()
-            if config.resume is None and config.pretrained_model is not None:
+            if config.resume is not None and self.resumed_from is None:
+                reporter.message(f"{self.model_dir}: no checkpoint yet; training from step 0")
+            if self.resumed_from is None and config.pretrained_model is not None:
                 self.load_pretrained(Path(config.pretrained_model))
             self.summaries = Summaries(self.log_dir)
             self._opened.callback(self.summaries.close)
@@ -364,9 +366,13 @@ class Trainer:
             if trained == 0:
                 empty_rounds += 1
                 if empty_rounds >= MAX_EMPTY_ROUNDS:
+                    if self.step > 0:
+                        self.save()  # the steps trained so far are kept
+                    kept = ckpt.latest_checkpoint(self.model_dir)
                     raise FacenetError(
                         f"no triplets in {MAX_EMPTY_ROUNDS} selection rounds in a row: "
                         "every negative is beyond the margin (try a larger --alpha)"
+                        + (f"; the weights so far are in {kept}" if kept else "")
                     )
             else:
                 empty_rounds = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -304,6 +305,22 @@ def test_resume_with_more_epochs_and_steps_extends_the_run(tiny, tmp_path):
     assert resumed.exit_code == 0, resumed.output
     assert (run / "ckpt-3.index").is_file()
     assert (tmp_path / "logs" / run.name / "FINISHED").read_text().startswith("max_steps at step 3")
+
+
+def test_a_run_stopped_before_its_first_checkpoint_resumes_from_step_zero(tiny, tmp_path):
+    first = CliRunner().invoke(
+        app, cli_args(tiny, tmp_path, "--epoch-size", "2", "--max-nrof-epochs", "1")
+    )
+    assert first.exit_code == 0, first.output
+    (run,) = (tmp_path / "models").iterdir()
+    # As a run killed before its first save leaves it: settings, no checkpoint, no export.
+    for path in run.iterdir():
+        if path.name.startswith(("ckpt-", "checkpoint", "export")):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    resumed = CliRunner().invoke(app, ["train", "--resume", str(run)])
+    assert resumed.exit_code == 0, resumed.output
+    assert "no checkpoint yet; training from step 0" in resumed.output
+    assert (run / "ckpt-2.index").is_file() and (run / "export").is_dir()
 
 
 def test_evaluations_after_the_first_read_the_kept_crops(tiny, tmp_path):
