@@ -25,7 +25,7 @@ from facenet_cli.align.journal import Journal, Record, write_text_atomic
 from facenet_cli.align.worker import ChunkAligner, ChunkTask, worker_main
 from facenet_cli.config import AlignConfig
 from facenet_cli.cpu import cpu_count
-from facenet_cli.errors import FacenetError, InputError
+from facenet_cli.errors import FacenetError, InputError, StorageError
 
 BOX_FILE = "bounding_boxes"
 FAILURES_FILE = "failures"
@@ -160,7 +160,9 @@ def align_dataset(
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise InputError(f"{output_dir}: cannot create output directory ({exc.strerror})") from None
+        raise StorageError(
+            f"{output_dir}: cannot create output directory ({exc.strerror})"
+        ) from None
     box_file = output_dir / f"{BOX_FILE}{suffix}.txt"
     failures_file = output_dir / f"{FAILURES_FILE}{suffix}.txt"
     journal = Journal(output_dir / f"{JOURNAL_FILE}{suffix}.jsonl", settings_of(config))

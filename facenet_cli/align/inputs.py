@@ -38,6 +38,27 @@ def in_shard(rel: str, index: int, count: int) -> bool:
     return count == 1 or zlib.crc32(rel.encode("utf-8")) % count == index
 
 
+def _check_output_place(input_dir: Path, output_dir: Path) -> None:
+    """The crops must not land where the next run would read them as photos: in the input
+    folder itself or in one of its identity folders (a folder directly inside it is left out
+    of the identities below).
+
+    Raises:
+        InputError: the output folder is the input folder or inside an identity folder.
+    """
+    try:
+        rel = Path(os.path.realpath(output_dir)).relative_to(os.path.realpath(input_dir))
+    except ValueError:
+        return  # elsewhere
+    if len(rel.parts) == 1:
+        return
+    where = "the input folder" if not rel.parts else f"inside {input_dir / rel.parts[0]}"
+    raise InputError(
+        f"{output_dir}: the output folder is {where}, where its crops would be read as photos "
+        "next time; choose a folder outside it"
+    )
+
+
 def list_inputs(input_dir: Path, output_dir: Path) -> list[AlignInput]:
     """Every visible file of every class folder, sorted: images and non-images alike.
 
@@ -50,8 +71,11 @@ def list_inputs(input_dir: Path, output_dir: Path) -> list[AlignInput]:
     """
     from facenet_cli.data.images import scan_class_folder
 
+    if input_dir.exists() and not input_dir.is_dir():
+        raise InputError(f"{input_dir}: not a directory (expected <root>/<identity>/<image>)")
     if not input_dir.is_dir():
         raise InputError(f"{input_dir}: input directory not found")
+    _check_output_place(input_dir, output_dir)
     try:
         entries = list(os.scandir(input_dir))
     except OSError as exc:

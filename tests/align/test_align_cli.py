@@ -52,3 +52,14 @@ def test_bad_shard_and_missing_input_are_one_line_errors(tmp_path: Path) -> None
     assert result.exit_code == 3
     assert "--shard '2/2'" in result.output
     assert "Traceback" not in result.output
+    # Crops written where the next run would read them as photos: refused.
+    for out in (tmp_path / "in", tmp_path / "in" / "a" / "crops"):
+        result = runner.invoke(app, ["align", str(tmp_path / "in"), str(out)])
+        assert result.exit_code == 3 and "where its crops would be read as photos" in result.output
+    # An input that is a file; an output under a file (a failed write: exit 6).
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = runner.invoke(app, ["align", str(blocker), str(tmp_path / "o2")])
+    assert result.exit_code == 3 and "file: not a directory" in result.output
+    result = runner.invoke(app, ["align", str(tmp_path / "in"), str(blocker / "out")])
+    assert result.exit_code == 6 and "cannot create output directory" in result.output
