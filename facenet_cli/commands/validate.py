@@ -136,7 +136,9 @@ def register(app: typer.Typer) -> None:
             Path, typer.Argument(help="Aligned folder, one sub-folder per identity.")
         ],
         out: Annotated[Path, typer.Option(help="Pairs file to write.", callback=checks.out_file)],
-        nrof_folds: Annotated[int, typer.Option(min=1)] = 10,
+        nrof_folds: Annotated[
+            int, typer.Option(min=2, help="Folds (validate cross-validates over them).")
+        ] = 10,
         pairs_per_fold: Annotated[
             int,
             typer.Option(min=1, help="Matched pairs per fold (as many mismatched)."),

@@ -299,8 +299,14 @@ def plan_pairs(
             f"nrof_folds ({nrof_folds}) and pairs_per_fold ({pairs_per_fold}) must be 1 or more"
         )
     lfw_images = pairable_images(dataset)
+    lfw_named = sum(map(len, lfw_images.values()))
     if path_based is None:
-        path_based = sum(map(len, lfw_images.values())) < len(_all_images(dataset))
+        path_based = lfw_named < len(_all_images(dataset))
+    elif not path_based and lfw_named == 0 and _all_images(dataset):
+        raise InputError(
+            f"{source}: no image is named <identity>/<identity>_<number>.<ext>, as the LFW "
+            "format needs (--format paths writes any names)"
+        )
     if path_based:
         paths = path_images(dataset)
         pairs, disjoint = _draw(paths, nrof_folds, pairs_per_fold, seed, disjoint, source, _paths)

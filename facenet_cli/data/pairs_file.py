@@ -14,6 +14,7 @@ lines and comment lines starting with ``#``. One file holds one format.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -343,12 +344,16 @@ def write_pairs(
             raise ValueError(f"{pair.path1!r} / {pair.path2!r} cannot be written as fields")
     lines = [f"{nrof_folds}\t{pairs_per_fold}"] + [p.to_line() for p in pairs]
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    blocked = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise StorageError(f"{path}: cannot write pairs file ({blocked} is a file, not a folder)")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise StorageError(f"{path}: cannot write pairs file ({exc.strerror})") from None
     return path
 

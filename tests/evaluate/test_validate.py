@@ -322,6 +322,15 @@ def _own_faces(root: Path, people: int, photos: int) -> Path:
 def test_pairs_then_validate_on_own_file_names(tmp_path, small_model):
     root = _own_faces(tmp_path / "faces", 8, 4)
     out = tmp_path / "pairs.txt"
+    # One fold cannot be cross-validated; LFW lines need LFW names; a blocked output is named.
+    result = runner.invoke(app, ["pairs", str(root), "--out", str(out), "--nrof-folds", "1"])
+    assert result.exit_code == 2
+    result = runner.invoke(app, ["pairs", str(root), "--out", str(out), "--format", "lfw",
+                                 "--nrof-folds", "2", "--pairs-per-fold", "6"])  # fmt: skip
+    assert result.exit_code == 3 and "as the LFW format needs" in result.output
+    result = runner.invoke(app, ["pairs", str(root), "--out", str(root / "s1" / "1.png" / "p.txt"),
+                                 "--nrof-folds", "2", "--pairs-per-fold", "6"])  # fmt: skip
+    assert result.exit_code == 6 and "1.png is a file, not a folder" in result.output
     result = runner.invoke(app, [
         "pairs", str(root), "--out", str(out), "--nrof-folds", "2", "--pairs-per-fold", "6",
     ])  # fmt: skip
