@@ -405,4 +405,28 @@ def register(app: typer.Typer) -> None:
             from facenet_cli.demo.data import resume_dir
 
             params["resume"] = resume_dir(resume)
+        if resume is not None:
+            _warn_fixed_on_resume(ctx)
         run_train(from_params(TrainConfig, params))
+
+
+def _warn_fixed_on_resume(ctx: typer.Context) -> None:
+    """A resumed run keeps its own settings: say which given options it ignores."""
+    from facenet_cli.progress import console
+    from facenet_cli.train.settings import RESUME_OVERRIDES
+
+    allowed = {*RESUME_OVERRIDES, "resume", "models_base_dir", "config"}
+    ignored = [
+        "--" + name.replace("_", "-")
+        for name in ctx.params
+        if name not in allowed
+        # By name: Typer may bring its own copy of Click's ParameterSource.
+        and getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
+    ]
+    if ignored:
+        changeable = ", ".join("--" + o.replace("_", "-") for o in RESUME_OVERRIDES)
+        console.print(
+            f"[yellow]warning:[/] {', '.join(ignored)}: a resumed run keeps its own settings "
+            f"(its config.toml); only {changeable} can change",
+            highlight=False, soft_wrap=True,
+        )  # fmt: skip

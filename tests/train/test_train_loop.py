@@ -317,9 +317,10 @@ def test_a_run_stopped_before_its_first_checkpoint_resumes_from_step_zero(tiny, 
     for path in run.iterdir():
         if path.name.startswith(("ckpt-", "checkpoint", "export")):
             shutil.rmtree(path) if path.is_dir() else path.unlink()
-    resumed = CliRunner().invoke(app, ["train", "--resume", str(run)])
+    resumed = CliRunner().invoke(app, ["train", "--resume", str(run), "--image-size", "20"])
     assert resumed.exit_code == 0, resumed.output
     assert "no checkpoint yet; training from step 0" in resumed.output
+    assert "--image-size: a resumed run keeps its own settings" in resumed.output
     assert (run / "ckpt-2.index").is_file() and (run / "export").is_dir()
 
 
