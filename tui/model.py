@@ -125,11 +125,13 @@ def config_paths(run: ev.RunState, models_dir: Path | None = None) -> list[Path]
     folder beside the log directory (``--logs-base-dir X/logs --models-base-dir X/models``, the
     demo's layout); in the default models directory.
     """
+    # Event files directly in the log directory (``board LOGS/RUN``): the folder is the run.
+    name = run.path.name if run.name == "." else run.name
     paths = [run.path / CONFIG_NAME]
     if models_dir is not None:
-        paths.append(Path(models_dir).expanduser() / run.name / CONFIG_NAME)
-    paths.append(run.path.parent.parent / "models" / run.name / CONFIG_NAME)
-    paths.append(default_models_dir() / run.name / CONFIG_NAME)
+        paths.append(Path(models_dir).expanduser() / name / CONFIG_NAME)
+    paths.append(run.path.parent.parent / "models" / name / CONFIG_NAME)
+    paths.append(default_models_dir() / name / CONFIG_NAME)
     return paths
 
 
@@ -137,8 +139,6 @@ def run_config(
     run: ev.RunState, models_dir: Path | None = None
 ) -> tuple[dict[str, Any], Path] | None:
     """The run's saved settings and the file they came from; None when none is found."""
-    if run.name == ".":
-        return None  # event files directly in the log directory: no run name to look up
     for path in config_paths(run, models_dir):
         try:
             return tomllib.loads(path.read_text()), path

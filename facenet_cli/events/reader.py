@@ -151,12 +151,11 @@ class LogdirReader:
                 if f not in run.files:
                     run.files[f] = FileCursor(f, prefix=tag_prefix(path, f))
                     changed.add(name)
-            if name != ".":
-                marker_state = _read_marker(path)
-                if marker_state != (run.marker, run.marker_reason):
-                    run.marker, run.marker_reason = marker_state
-                    run.version += 1
-                    changed.add(name)
+            marker_state = _read_marker(path)  # "." too: ``board LOGS/RUN`` names one run
+            if marker_state != (run.marker, run.marker_reason):
+                run.marker, run.marker_reason = marker_state
+                run.version += 1
+                changed.add(name)
         if changed:
             # Keep file order stable (oldest session first) after additions.
             for name in changed:

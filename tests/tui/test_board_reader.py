@@ -328,6 +328,10 @@ def test_markers_give_the_run_state(tmp_path: Path) -> None:
         "loss became NaN at step 0",
     )
     assert math.isnan(reader.runs["bad"].latest_values()["loss"])
+    # A run folder given as the log directory is the run ".", with its own marker.
+    alone = ev.LogdirReader(tmp_path / "done")
+    _poll(alone)
+    assert alone.runs["."].marker == "finished"
 
 
 def test_thinning_past_the_cap_is_even_and_keeps_latest(tmp_path: Path) -> None:
