@@ -313,13 +313,13 @@ class ClassifierTrainer(Trainer):
             trained += 1
             # The previous step's results are read only now (the triplet loop's rule).
             if pending_result is not None:
-                self.finish_step(*pending_result, lr=lr, triplets=0)
+                self.finish_step(*pending_result, lr=lr, triplets=None)
             pending_result = (self.step, outputs, step_start, data_wait, len(labels))
             if time.monotonic() - self.last_save > CHECKPOINT_INTERVAL_S and \
                     self.task.nrof_workers == 1:  # fmt: skip
                 break  # the loop saves, then calls again
         if pending_result is not None:
-            self.finish_step(*pending_result, lr=lr, triplets=0)
+            self.finish_step(*pending_result, lr=lr, triplets=None)
         self.feeder.discard()
         self.pending.clear()
         self.last_round = RoundStats(0, 0, 0, trained, trained * config.batch_size,

@@ -487,7 +487,7 @@ class Trainer:
 
     def finish_step(self, step: int, outputs: dict[str, Any], step_start: float,
                     data_wait: float, nrof_images: int, *, lr: float,
-                    triplets: int) -> None:  # fmt: skip
+                    triplets: int | None) -> None:  # fmt: skip
         values = {k: float(v.numpy()) for k, v in outputs.items()}
         duration = time.perf_counter() - step_start
         loss = values["loss"]

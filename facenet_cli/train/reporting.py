@@ -19,7 +19,7 @@ class StepReport:
     step_in_epoch: int
     loss: float
     learning_rate: float
-    triplets: int
+    triplets: int | None  # None: a classifier step (no triplets)
     images_per_sec: float
 
 
@@ -124,6 +124,8 @@ class ConsoleReporter:
         speed = f"{report.images_per_sec:.0f} img/s"
         if not self._plain:
             loss, triplets = f"loss {loss}", f"{triplets} triplets"
+        if report.triplets is None:
+            triplets = ""
         self._bars.update(
             self._step_task, completed=report.step_in_epoch, loss=loss, triplets=triplets,
             speed=speed,
