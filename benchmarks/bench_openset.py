@@ -137,7 +137,7 @@ def run(quick: bool = False) -> list[Comparison]:
 
     from facenet_cli.config import cache_dir
     from facenet_cli.models.loading import load_embedding_model
-    from facenet_cli.use.embed import embed_images, list_identities
+    from facenet_cli.use.embedding import embed_images, list_identities
 
     aligned = prepare(shared, cache_dir() / "openset-bench")
     model = load_embedding_model(model_path)

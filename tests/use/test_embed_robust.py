@@ -21,7 +21,9 @@ from facenet_cli.errors import InputError
 from facenet_cli.models.loading import EmbeddingModel
 from facenet_cli.models.sidecar import ModelInfo, write_model_info
 from facenet_cli.use import embed as embed_module
-from facenet_cli.use.embed import embed_folder, embed_images
+from facenet_cli.use import embedding as embedding_module
+from facenet_cli.use.embed import embed_folder
+from facenet_cli.use.embedding import embed_images
 from facenet_cli.use.store import read_embeddings
 
 runner = CliRunner()
@@ -128,9 +130,9 @@ def test_a_folder_without_bad_files_is_decoded_once(
     def no_scan(paths: object) -> dict[int, str]:
         raise AssertionError("the files were checked one by one without a bad one")
 
-    monkeypatch.setattr(embed_module, "unreadable_images", no_scan)
+    monkeypatch.setattr(embedding_module, "unreadable_images", no_scan)
     done: list[int] = []
-    parts: list[embed_module.Embedded] = []
+    parts: list[embedding_module.Embedded] = []
     result = embed_images(
         _fake_model(tmp_path), paths, align=False, batch_size=4, on_done=done.append,
         on_rows=parts.append,
@@ -163,7 +165,7 @@ def test_bad_crops_are_skipped_with_flip_and_model_errors_still_raise(
     def no_scan(paths: object) -> dict[int, str]:
         raise AssertionError("a model error was taken for a bad image")
 
-    monkeypatch.setattr(embed_module, "unreadable_images", no_scan)
+    monkeypatch.setattr(embedding_module, "unreadable_images", no_scan)
 
     def nan(images: np.ndarray) -> np.ndarray:
         return np.full((len(images), 16), np.nan, np.float32)
