@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.harness import Comparison
+from facenet_cli.config import CLASSIFIER_LOSSES
 
 REPO = Path(__file__).resolve().parent.parent
 RECIPE = REPO / "benchmarks" / "quality" / "lfw_dev_cpu.toml"
@@ -41,7 +42,6 @@ MINUTES = 4.0
 TRIPLET_STEPS_PER_MINUTE = 120
 CLASSIFIER_STEPS_PER_MINUTE = 120
 TRIPLET_EPOCH_SIZE = 20
-CLASSIFIER_LOSSES = ("softmax", "arcface", "cosface")
 
 
 def shared_dir() -> Path | None:
@@ -102,7 +102,7 @@ def recipe_options() -> dict[str, Any]:
 
 def recipes(minutes: float, base: Any) -> dict[str, Any]:
     """``{row name: TrainConfig}`` of the trained rows, each sized to ``minutes``."""
-    from facenet_cli.demo.settings import TRAIN_OPTIONS
+    from facenet_cli.demo.settings import TRIPLET_OPTIONS
 
     options = recipe_options()
     # The recipe's schedule (epochs, decay) squeezed into the budget: shorter epochs.
@@ -111,7 +111,7 @@ def recipes(minutes: float, base: Any) -> dict[str, Any]:
     out = {
         "triplet (demo recipe)": dataclasses.replace(
             base,
-            **TRAIN_OPTIONS,
+            **TRIPLET_OPTIONS,
             epoch_size=TRIPLET_EPOCH_SIZE,
             max_nrof_epochs=max(1, round(minutes * TRIPLET_STEPS_PER_MINUTE / TRIPLET_EPOCH_SIZE)),
         ),  # fmt: skip

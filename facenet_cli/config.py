@@ -65,6 +65,9 @@ def resolve_xla(xla: bool | None, gpu: bool) -> bool:
 # What a fresh run uses for the options a resumed run keeps unless they are given again.
 DEFAULT_MAX_NROF_EPOCHS = 500
 DEFAULT_STRATEGY = "auto"
+# ``--loss``: triplets with online selection, or a classifier of the training people.
+LOSSES = ("triplet", "softmax", "arcface", "cosface")
+CLASSIFIER_LOSSES = LOSSES[1:]
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,7 @@ class TrainConfig:
     strategy: str | None = None  # auto | one | mirrored | multiworker; None = DEFAULT_STRATEGY
     mixed_precision: bool = False
     # Classifier training (``--loss softmax|arcface|cosface``); the original's train_softmax.py.
-    loss: str = "triplet"  # triplet | softmax | arcface | cosface
+    loss: str = "triplet"  # one of LOSSES
     margin_scale: float | None = None  # None = the loss's published s (64)
     margin: float | None = None  # None = the loss's published m (arcface 0.5, cosface 0.35)
     easy_margin: bool = False
@@ -180,6 +183,7 @@ class DemoConfig:
     minutes: float = 2.5  # training length (see facenet_cli.demo.settings)
     out: Path | None = None
     seed: int = 666
+    loss: str = "triplet"  # one of LOSSES
     dry_run: bool = False
     json: bool = False
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 from pathlib import Path
@@ -20,10 +21,11 @@ from facenet_cli.demo.run import raw_pixel_embeddings
 from facenet_cli.demo.settings import (
     EPOCH_SIZE,
     TRAIN_IMAGE_SIZE,
-    TRAIN_OPTIONS,
+    TRIPLET_OPTIONS,
     fill_train_params,
     training_epochs,
 )
+from facenet_cli.errors import InputError
 
 
 def parse(line: str) -> tuple[str, dict[str, Any]]:
@@ -63,7 +65,7 @@ def test_dry_run_prints_the_four_commands_and_writes_nothing(tmp_path: Path) -> 
     assert train.lfw_pairs == out / "pairs.txt"
     assert train.models_base_dir == out / "models" and train.logs_base_dir == out / "logs"
     assert (train.model_def, train.image_size, train.seed) == (
-        TRAIN_OPTIONS["model_def"],
+        TRIPLET_OPTIONS["model_def"],
         TRAIN_IMAGE_SIZE,
         7,
     )
@@ -76,6 +78,34 @@ def test_dry_run_prints_the_four_commands_and_writes_nothing(tmp_path: Path) -> 
     assert validate.model is not None and validate.model.parent == out / "models"
     # The plan the real run uses is the same text.
     assert plan.lines(out / "models" / "RUN") == lines
+
+
+@pytest.mark.parametrize("loss", ["cosface", "softmax"])
+def test_a_classifier_loss_demo_prints_what_it_trains(tmp_path: Path, loss: str) -> None:
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(app, ["demo", "--dry-run", "--out", str(out), "--loss", loss])
+    assert result.exit_code == 0, result.output
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("facenet train ")]
+    train = from_params(TrainConfig, parse(line)[1])
+    assert train == make_plan(DemoConfig(out=out, loss=loss)).train
+    assert (train.loss, train.optimizer, train.model_def) == (loss, "ADAM", "demo_small")
+    assert train.batch_size == 64 and train.moving_average_decay == 0.999
+    # No selection rounds: more steps in the same minutes than the triplet demo.
+    assert train.max_nrof_epochs == training_epochs(DemoConfig().minutes, loss)
+    assert train.max_nrof_epochs > training_epochs(DemoConfig().minutes)
+    # The margin scale belongs to the margin losses, the prelogits penalty to the softmax.
+    assert (train.margin_scale is None) == (loss == "softmax")
+    assert (train.prelogits_norm_loss_factor > 0) == (loss == "softmax")
+
+
+def test_demo_refuses_an_unknown_loss(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["demo", "--dry-run", "--out", str(tmp_path / "d"), "--loss", "cosine"]
+    )
+    assert result.exit_code == 2
+    assert "'cosine' is not one of triplet, softmax, arcface, cosface" in result.output
+    with pytest.raises(InputError, match="--loss 'cosine'"):
+        make_plan(DemoConfig(out=tmp_path / "d", loss="cosine"))
 
 
 def test_minutes_set_the_training_length() -> None:
@@ -99,6 +129,12 @@ def test_train_without_data_takes_the_demo_settings_but_keeps_what_was_given(
     _, bare = parse("facenet train")
     demo = from_params(TrainConfig, fill_train_params(bare, paths))
     assert demo == make_plan(DemoConfig(out=paths.root)).train
+    # A classifier loss takes the classifier demo's settings, the given ones kept.
+    _, cosface = parse("facenet train --loss cosface --weight-decay 0")
+    config = from_params(TrainConfig, fill_train_params(cosface, paths))
+    plan = make_plan(DemoConfig(out=paths.root, loss="cosface")).train
+    assert config.weight_decay == 0.0 and plan.weight_decay > 0.0
+    assert config == dataclasses.replace(plan, weight_decay=0.0)
 
 
 def test_raw_pixel_embeddings_are_standardised_unit_vectors() -> None:
@@ -116,8 +152,8 @@ def test_raw_pixel_embeddings_are_standardised_unit_vectors() -> None:
 def test_demo_model_sees_the_whole_crop_at_half_resolution() -> None:
     from facenet_cli.models.registry import create_model, model_names
 
-    assert TRAIN_OPTIONS["model_def"] in model_names()
-    model = create_model(TRAIN_OPTIONS["model_def"], embedding_size=8, image_size=64)
+    assert TRIPLET_OPTIONS["model_def"] in model_names()
+    model = create_model(TRIPLET_OPTIONS["model_def"], embedding_size=8, image_size=64)
     images = np.random.default_rng(0).normal(size=(2, 64, 64, 3)).astype(np.float32)
     out = np.asarray(model(images, training=False))
     assert out.shape == (2, 8) and np.all(np.isfinite(out))

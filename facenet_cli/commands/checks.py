@@ -20,3 +20,12 @@ def out_file(value: Path | None) -> Path | None:
     if value is not None and value.name in ("", ".", ".."):
         raise typer.BadParameter(f"{str(value)!r} is not a file name")
     return value
+
+
+def loss(value: str | None) -> str | None:
+    """A training loss: one of ``LOSSES`` (None: the default)."""
+    from facenet_cli.config import LOSSES
+
+    if value is not None and value not in LOSSES:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(LOSSES)}")
+    return value

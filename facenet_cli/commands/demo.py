@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from facenet_cli.commands import checks
 from facenet_cli.config import DemoConfig, from_params
 
 _DEMO = DemoConfig()
@@ -23,7 +24,8 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 min=0.1,
                 help="Training length: the steps a busy 2-core CPU trains in this many minutes "
-                "(120 a minute; a faster machine finishes sooner).",
+                "(120 a minute with triplets, 200 with a classifier loss; a faster machine "
+                "finishes sooner).",
             ),
         ] = _DEMO.minutes,
         out: Annotated[
@@ -31,6 +33,15 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="Working folder. Default: ~/.cache/facenet/demo."),
         ] = None,
         seed: Annotated[int, typer.Option()] = _DEMO.seed,
+        loss: Annotated[
+            str,
+            typer.Option(
+                help="triplet (the original's recipe), or softmax, arcface or cosface: the same "
+                "model trained as a classifier of the demo's training people, which gives "
+                "better embeddings for `facenet classify` (README, 'Which loss to pick').",
+                callback=checks.loss,
+            ),
+        ] = _DEMO.loss,
         dry_run: Annotated[
             bool, typer.Option(help="Print the four commands the demo runs, and exit.")
         ] = False,

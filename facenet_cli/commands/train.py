@@ -171,9 +171,10 @@ def register(app: typer.Typer) -> None:
                 rich_help_panel=_MODEL,
             ),
         ] = _TRAIN.keep_probability,
-        weight_decay: Annotated[float, typer.Option(min=0.0, rich_help_panel=_MODEL)] = (
-            _TRAIN.weight_decay
-        ),
+        weight_decay: Annotated[
+            float | None,
+            typer.Option(min=0.0, show_default=str(_TRAIN.weight_decay), rich_help_panel=_MODEL),
+        ] = None,
         optimizer: Annotated[
             str | None,
             typer.Option(
@@ -200,9 +201,10 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option(help="Lines 'epoch: lr'; '-1' stops the run.", rich_help_panel=_OPT),
         ] = None,
-        moving_average_decay: Annotated[float, typer.Option(rich_help_panel=_OPT)] = (
-            _TRAIN.moving_average_decay
-        ),
+        moving_average_decay: Annotated[
+            float | None,
+            typer.Option(show_default=str(_TRAIN.moving_average_decay), rich_help_panel=_OPT),
+        ] = None,
         triplet_selection: Annotated[
             str,
             typer.Option(
@@ -317,8 +319,14 @@ def register(app: typer.Typer) -> None:
             typer.Option(min=0.0, max=1.0, help="Center update rate.", rich_help_panel=_CLS),
         ] = _TRAIN.center_loss_alfa,
         prelogits_norm_loss_factor: Annotated[
-            float, typer.Option(min=0.0, help="Prelogits norm penalty.", rich_help_panel=_CLS)
-        ] = _TRAIN.prelogits_norm_loss_factor,
+            float | None,
+            typer.Option(
+                min=0.0,
+                help="Prelogits norm penalty.",
+                show_default=str(_TRAIN.prelogits_norm_loss_factor),
+                rich_help_panel=_CLS,
+            ),
+        ] = None,
         prelogits_norm_p: Annotated[
             float, typer.Option(help="Norm of the prelogits penalty.", rich_help_panel=_CLS)
         ] = _TRAIN.prelogits_norm_p,

@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from facenet_cli.config import AlignConfig, DemoConfig, TrainConfig, ValidateConfig, demo_dir
+from facenet_cli.config import (
+    LOSSES,
+    AlignConfig,
+    DemoConfig,
+    TrainConfig,
+    ValidateConfig,
+    demo_dir,
+)
 from facenet_cli.data.demo_faces import DemoPaths, demo_paths
 from facenet_cli.demo.settings import (
     align_config,
@@ -20,6 +27,7 @@ from facenet_cli.demo.settings import (
     models_dir,
     train_config,
 )
+from facenet_cli.errors import InputError
 
 # The positional arguments of each command, in order; every other field is an option.
 ARGUMENTS: dict[str, tuple[str, ...]] = {
@@ -92,14 +100,20 @@ class DemoPlan:
 
 
 def make_plan(config: DemoConfig) -> DemoPlan:
-    """The demo's folders and configs for ``config`` (nothing is run or written)."""
+    """The demo's folders and configs for ``config`` (nothing is run or written).
+
+    Raises:
+        InputError: an unknown ``--loss``.
+    """
+    if config.loss not in LOSSES:
+        raise InputError(f"--loss {config.loss!r}: choose {', '.join(LOSSES)}")
     root = Path(config.out).expanduser().resolve() if config.out is not None else demo_dir()
     paths = demo_paths(root)
     return DemoPlan(
         paths=paths,
         align_train=align_config(paths.raw_train, paths.aligned_train),
         align_test=align_config(paths.raw_test, paths.aligned_test),
-        train=train_config(paths, config.minutes, config.seed),
+        train=train_config(paths, config.minutes, config.seed, config.loss),
     )
 
 

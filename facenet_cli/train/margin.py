@@ -24,10 +24,9 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from facenet_cli.config import CLASSIFIER_LOSSES
 from facenet_cli.models.blocks import l2_regularizer
 
-LOSSES = ("triplet", "softmax", "arcface", "cosface")
-CLASSIFIER_LOSSES = LOSSES[1:]
 # Published defaults (scale s, margin m): ArcFace s=64, m=0.5; CosFace s=64, m=0.35.
 MARGIN_DEFAULTS: dict[str, tuple[float, float]] = {
     "arcface": (64.0, 0.5),

@@ -11,7 +11,7 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from facenet_cli.config import DEFAULT_MAX_NROF_EPOCHS, DEFAULT_STRATEGY, TrainConfig
+from facenet_cli.config import DEFAULT_MAX_NROF_EPOCHS, DEFAULT_STRATEGY, LOSSES, TrainConfig
 from facenet_cli.data.dataset import ImageClass, get_dataset, non_image_warning
 from facenet_cli.errors import InputError
 from facenet_cli.train import checkpoints as ckpt
@@ -68,8 +68,6 @@ def check_config(config: TrainConfig) -> None:
         InputError: a batch size that is no multiple of 3, an unknown option value or model,
             a missing schedule file.
     """
-    from facenet_cli.train.margin import LOSSES
-
     if config.loss not in LOSSES:
         raise InputError(f"--loss {config.loss!r}: choose {', '.join(LOSSES)}")
     if config.loss != "triplet":
