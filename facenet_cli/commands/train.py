@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -26,8 +26,25 @@ def _load_config_file(
         known={p.name for p in ctx.command.params},
         schema=TrainConfig,
     )
+    _check_ranges(ctx, value, options)
     ctx.default_map = {**(ctx.default_map or {}), **options}
     return value
+
+
+def _check_ranges(ctx: typer.Context, path: Path, options: dict[str, Any]) -> None:
+    """Each value of the file through its option's own type (ranges included), so that a value
+    out of range names the file and the key rather than only the option."""
+    from facenet_cli.errors import InputError
+
+    params = {param.name: param for param in ctx.command.params}
+    for key, raw in options.items():
+        param = params.get(key)
+        if param is None:
+            continue
+        try:
+            param.process_value(ctx, raw)
+        except typer.BadParameter as exc:
+            raise InputError(f"{path}: {key} = {raw!r}: {exc.message}") from None
 
 
 _DATA = "Data"

@@ -144,6 +144,15 @@ def test_train_config_file_with_wrong_types(corpus: BadInputs, good: Path, tmp_p
     assert_one_line_error(done, {EXIT_USAGE, EXIT_BAD_INPUT}, corpus.config_bad_types)
 
 
+def test_train_config_file_value_out_of_range(good: Path, tmp_path: Path) -> None:
+    config = tmp_path / "range.toml"
+    config.write_text("learning_rate = 0.1\nkeep_probability = 1.5\n")
+    args = _train(good, tmp_path, "--model-def", "small")
+    done = invoke(args[0], "--config", config, *args[1:])
+    line = assert_one_line_error(done, EXIT_BAD_INPUT, config)
+    assert "keep_probability = 1.5" in line
+
+
 def test_train_pretrained_checkpoint_from_another_model(
     models: dict[str, Path], good: Path, tmp_path: Path
 ) -> None:
