@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from facenet_cli.align.inputs import AlignInput, in_shard, list_inputs, parse_shard
+from facenet_cli.align.inputs import AlignInput, in_shard, parse_shard, scan_inputs
 from facenet_cli.align.journal import Journal, Record, write_text_atomic
 from facenet_cli.align.worker import ChunkAligner, ChunkTask, worker_main
 from facenet_cli.config import AlignConfig
 from facenet_cli.cpu import cpu_count
+from facenet_cli.data.dataset import subfolder_warning
 from facenet_cli.errors import FacenetError, InputError, StorageError
 
 BOX_FILE = "bounding_boxes"
@@ -154,9 +155,12 @@ def align_dataset(
     shard_index, shard_count = parse_shard(config.shard)
     suffix = _suffix(shard_index, shard_count)
     tmp_tag = f"s{shard_index}of{shard_count}"
-    inputs = [
-        i for i in list_inputs(input_dir, output_dir) if in_shard(i.rel, shard_index, shard_count)
-    ]
+    listed, nested = scan_inputs(input_dir, output_dir)
+    inputs = [i for i in listed if in_shard(i.rel, shard_index, shard_count)]
+    if (note := subfolder_warning(nested)) is not None:
+        from facenet_cli.progress import console
+
+        console.print(f"[yellow]warning:[/] {note}", highlight=False, soft_wrap=True)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -60,7 +60,13 @@ def _check_output_place(input_dir: Path, output_dir: Path) -> None:
 
 
 def list_inputs(input_dir: Path, output_dir: Path) -> list[AlignInput]:
-    """Every visible file of every class folder, sorted: images and non-images alike.
+    """``scan_inputs`` without the folders found inside class folders."""
+    return scan_inputs(input_dir, output_dir)[0]
+
+
+def scan_inputs(input_dir: Path, output_dir: Path) -> tuple[list[AlignInput], list[Path]]:
+    """Every visible file of every class folder, sorted: images and non-images alike; and the
+    folders inside class folders, which are not read (``dataset.subfolder_warning``).
 
     What is an image is decided by content (``data.images.scan_class_folder``): Netpbm, TIFF or
     extension-less photos are aligned like JPEGs, and every other file is an input too, so that
@@ -69,6 +75,7 @@ def list_inputs(input_dir: Path, output_dir: Path) -> list[AlignInput]:
     Raises:
         InputError: the input folder is missing or holds no class folders with images.
     """
+    from facenet_cli.data.dataset import subfolder_warning
     from facenet_cli.data.images import scan_class_folder
 
     if input_dir.exists() and not input_dir.is_dir():
@@ -91,6 +98,7 @@ def list_inputs(input_dir: Path, output_dir: Path) -> list[AlignInput]:
     if not classes:
         raise InputError(f"{input_dir}: no class sub-folders (expected <root>/<identity>/<image>)")
     out: list[AlignInput] = []
+    nested: list[Path] = []
     images = others = 0
     for cls in classes:
         try:
@@ -99,6 +107,7 @@ def list_inputs(input_dir: Path, output_dir: Path) -> list[AlignInput]:
             continue
         images += len(listed.images)
         others += len(listed.non_images)
+        nested.extend(listed.subfolders)
         paths = sorted(listed.images + listed.non_images, key=lambda p: p.name)
         used: set[str] = set()
         for path in paths:
@@ -108,8 +117,10 @@ def list_inputs(input_dir: Path, output_dir: Path) -> list[AlignInput]:
             out.append(AlignInput(rel, path, output_dir / cls, stem, _signature(path)))
     if not images:
         detail = f" ({others} other files, none decodes as an image)" if others else ""
+        if nested:
+            detail += f"; {subfolder_warning(nested)}"
         raise InputError(f"{input_dir}: no images found in {len(classes)} class folders{detail}")
-    return out
+    return out, nested
 
 
 def _output_stem(name: str, used: set[str]) -> str:

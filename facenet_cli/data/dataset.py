@@ -93,7 +93,21 @@ def get_dataset(
     Raises:
         InputError: a root is missing or not a directory, has no sub-folders, or has no images.
     """
+    return scan_dataset(roots, min_images_per_class)[0]
+
+
+def scan_dataset(
+    roots: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    min_images_per_class: int = 0,
+) -> tuple[list[ImageClass], list[Path]]:
+    """``get_dataset``, and the folders found inside class folders (not read; see
+    ``subfolder_warning``), those of dropped classes included.
+
+    Raises:
+        InputError: as ``get_dataset``.
+    """
     dataset: list[ImageClass] = []
+    nested: list[Path] = []
     for root in split_roots(roots):
         if not root.exists():
             raise InputError(f"{root}: dataset directory not found")
@@ -108,15 +122,20 @@ def get_dataset(
         if not class_dirs:
             raise InputError(f"{root}: no class sub-folders (expected <root>/<identity>/<image>)")
         classes = []
+        root_nested: list[Path] = []
         for e in class_dirs:
             listed = list_class_folder(Path(e.path))
             classes.append(ImageClass(e.name, listed.images, listed.non_images))
+            root_nested.extend(listed.subfolders)
         if not any(len(c) for c in classes):
             others = sum(len(c.non_images) for c in classes)
             detail = f" ({others} other files, none decodes as an image)" if others else ""
+            if root_nested:
+                detail += f"; {subfolder_warning(root_nested)}"
             raise InputError(f"{root}: no images found in {len(classes)} class folders{detail}")
         dataset.extend(c for c in classes if len(c) >= max(min_images_per_class, 1))
-    return dataset
+        nested.extend(root_nested)
+    return dataset, nested
 
 
 def count_images(dataset: Sequence[ImageClass]) -> int:
@@ -142,6 +161,17 @@ def non_image_warning(dataset: Sequence[ImageClass]) -> str | None:
     return (
         f"{len(others)} file(s) in the class folders are not images and were skipped "
         f"(first: {others[0]})"
+    )
+
+
+def subfolder_warning(subfolders: Sequence[Path]) -> str | None:
+    """One line about folders found inside class folders, whose contents are not read (None if
+    there are none)."""
+    if not subfolders:
+        return None
+    return (
+        f"{len(subfolders)} folder(s) inside the class folders were not read: a class's images "
+        f"go directly in <root>/<class>/ (first: {subfolders[0]})"
     )
 
 

@@ -72,6 +72,7 @@ class ClassFolder:
 
     images: tuple[Path, ...]
     non_images: tuple[Path, ...]
+    subfolders: tuple[Path, ...] = ()  # not read: a class's images sit directly in its folder
 
 
 class DecodeError(Exception):
@@ -128,6 +129,7 @@ def scan_class_folder(folder: str | os.PathLike[str]) -> ClassFolder:
     """
     images: list[Path] = []
     others: list[Path] = []
+    subfolders: list[Path] = []
     with os.scandir(folder) as it:
         entries = sorted(it, key=lambda e: e.name)
     for entry in entries:
@@ -138,9 +140,11 @@ def scan_class_folder(folder: str | os.PathLike[str]) -> ClassFolder:
             (images if _is_file(entry) else others).append(path)
         elif _is_file(entry):
             (images if is_image(path) else others).append(path)
-        elif not _is_dir(entry):
+        elif _is_dir(entry):
+            subfolders.append(path)
+        else:
             others.append(path)  # a dangling link or a special file: reported, not dropped
-    return ClassFolder(tuple(images), tuple(others))
+    return ClassFolder(tuple(images), tuple(others), tuple(subfolders))
 
 
 def _is_file(entry: os.DirEntry[str]) -> bool:

@@ -12,7 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facenet_cli.config import DEFAULT_MAX_NROF_EPOCHS, DEFAULT_STRATEGY, LOSSES, TrainConfig
-from facenet_cli.data.dataset import ImageClass, get_dataset, non_image_warning
+from facenet_cli.data.dataset import (
+    ImageClass,
+    non_image_warning,
+    scan_dataset,
+    subfolder_warning,
+)
 from facenet_cli.errors import InputError
 from facenet_cli.train import checkpoints as ckpt
 from facenet_cli.train.reporting import Reporter
@@ -132,9 +137,10 @@ def load_training_classes(config: TrainConfig, reporter: Reporter) -> list[Image
         InputError: fewer usable classes than ``people_per_batch`` (or than 2).
     """
     assert config.data_dir is not None
-    classes = get_dataset(config.data_dir)
-    if (note := non_image_warning(classes)) is not None:
-        reporter.warning(note)
+    classes, nested = scan_dataset(config.data_dir)
+    for note in (non_image_warning(classes), subfolder_warning(nested)):
+        if note is not None:
+            reporter.warning(note)
     usable = [c for c in classes if len(c) >= 2]
     dropped = len(classes) - len(usable)
     if dropped:

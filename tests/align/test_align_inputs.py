@@ -13,7 +13,7 @@ from PIL import Image
 from facenet_cli.align import geometry as geo
 from facenet_cli.align.coordinator import align_dataset
 from facenet_cli.align.imageio import DecodeError, decode
-from facenet_cli.align.inputs import in_shard, list_inputs, parse_shard
+from facenet_cli.align.inputs import in_shard, list_inputs, parse_shard, scan_inputs
 from facenet_cli.config import AlignConfig
 from facenet_cli.errors import InputError
 from tests.align.faces import place
@@ -131,6 +131,14 @@ def test_every_kind_of_input_in_one_run(tmp_path: Path, face) -> None:
             assert len(parts) == 1
     for stem in ("a_jpeg", "d_webp", "f_rgba", "g_grey16", "i_exif"):
         assert Image.open(out / "good" / f"{stem}.png").size == (40, 40)
+
+
+def test_folders_inside_class_folders_are_listed_apart(tmp_path: Path) -> None:
+    (tmp_path / "a" / "2019").mkdir(parents=True)
+    (tmp_path / "a" / "x.jpg").write_bytes(b"")
+    (tmp_path / "a" / "2019" / "y.jpg").write_bytes(b"")
+    inputs, nested = scan_inputs(tmp_path, tmp_path / "out")
+    assert [i.rel for i in inputs] == ["a/x.jpg"] and nested == [tmp_path / "a" / "2019"]
 
 
 def test_listing_and_shards(tmp_path: Path) -> None:

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from facenet_cli.data.dataset import count_images, get_dataset, paths_and_labels, split_roots
+from facenet_cli.data.dataset import (
+    count_images,
+    get_dataset,
+    paths_and_labels,
+    scan_dataset,
+    split_roots,
+    subfolder_warning,
+)
 from facenet_cli.errors import InputError
 
 
@@ -77,3 +84,23 @@ def test_file_given_as_root(tmp_path: Path) -> None:
     (tmp_path / "f.png").write_bytes(b"x")
     with pytest.raises(InputError, match="not a directory"):
         get_dataset(tmp_path / "f.png")
+
+
+def test_folders_inside_class_folders_are_reported_not_read(image_tree) -> None:
+    root = image_tree({"a": 2, "b": 2})
+    (root / "a" / "2019").mkdir()
+    (root / "a" / "2019" / "deep.png").write_bytes((root / "a" / "a_0001.png").read_bytes())
+    (root / "c" / "album").mkdir(parents=True)  # a class whose photos are all one level deeper
+    ds, nested = scan_dataset(root)
+    assert [c.name for c in ds] == ["a", "b"] and len(ds[0]) == 2
+    assert nested == [root / "a" / "2019", root / "c" / "album"]
+    note = subfolder_warning(nested)
+    assert note is not None and note.startswith("2 folder(s)") and str(root / "a" / "2019") in note
+    assert subfolder_warning([]) is None
+
+
+def test_no_images_but_deeper_folders_says_where_they_are(tmp_path: Path) -> None:
+    (tmp_path / "x" / "y").mkdir(parents=True)
+    (tmp_path / "x" / "y" / "photo.png").write_bytes(b"\x89PNG")
+    with pytest.raises(InputError, match=r"no images found in 1 class folders; 1 folder\(s\)"):
+        get_dataset(tmp_path)
