@@ -107,7 +107,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
     lfw_dir: Path | None = None
     lfw_pairs: Path | None = None
-    lfw_nrof_folds: int = 10
+    lfw_nrof_folds: int | None = None  # None = the pairs file's "K N" header, else 10
     lfw_distance_metric: int = 0
     lfw_use_flipped_images: bool = False
     lfw_subtract_mean: bool = False

@@ -267,9 +267,15 @@ def register(app: typer.Typer) -> None:
                 rich_help_panel=_LFW,
             ),
         ] = None,
-        lfw_nrof_folds: Annotated[int, typer.Option(min=2, rich_help_panel=_LFW)] = (
-            _TRAIN.lfw_nrof_folds
-        ),
+        lfw_nrof_folds: Annotated[
+            int | None,
+            typer.Option(
+                min=2,
+                help="Folds of the protocol. Default: the K of the pairs file's 'K N' header "
+                "(the official file's 10, or the folds `facenet pairs` drew), else 10.",
+                rich_help_panel=_LFW,
+            ),
+        ] = None,
         lfw_distance_metric: Annotated[
             int,
             typer.Option(

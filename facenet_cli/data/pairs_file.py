@@ -290,6 +290,16 @@ def pairs_header(path: str | os.PathLike[str]) -> tuple[int, int] | None:
     return None
 
 
+def protocol_folds(given: int | None, path: str | os.PathLike[str] | None) -> int:
+    """The folds of the verification protocol: ``given`` (``--lfw-nrof-folds``); else the K of
+    the pairs file's ``K N`` header, whose pairs come fold by fold (the official file's 10, or
+    the folds ``facenet pairs`` drew); else 10."""
+    if given is not None:
+        return given
+    header = pairs_header(path) if path is not None else None
+    return header[0] if header is not None and header[0] >= 2 else 10
+
+
 def find_pairs_file(data_dir: str | os.PathLike[str]) -> Path:
     """The pairs file for ``data_dir`` when none is given.
 

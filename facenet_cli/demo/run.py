@@ -107,6 +107,7 @@ def raw_pixel_embeddings(images: np.ndarray) -> np.ndarray:
 
 
 def _evaluate(embed: Callable[[np.ndarray], np.ndarray], train: TrainConfig) -> EvaluationResult:
+    from facenet_cli.data.pairs_file import protocol_folds
     from facenet_cli.evaluate.validate import evaluate_on_pairs
 
     assert train.lfw_dir is not None and train.lfw_pairs is not None
@@ -117,7 +118,7 @@ def _evaluate(embed: Callable[[np.ndarray], np.ndarray], train: TrainConfig) -> 
         image_size=train.image_size,
         batch_size=train.lfw_batch_size,
         distance_metric=train.lfw_distance_metric,
-        nrof_folds=train.lfw_nrof_folds,
+        nrof_folds=protocol_folds(train.lfw_nrof_folds, train.lfw_pairs),
     )
     return report.result
 

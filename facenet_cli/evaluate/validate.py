@@ -43,17 +43,6 @@ __all__ = [
 # ------------------------------------------------------------------------------------ the job
 
 
-def protocol_folds(given: int | None, pairs_path: Path) -> int:
-    """``--lfw-nrof-folds``; else the K of the pairs file's ``K N`` header, whose pairs come
-    fold by fold (the official file's 10, or the folds ``facenet pairs`` drew); else 10."""
-    from facenet_cli.data.pairs_file import pairs_header
-
-    if given is not None:
-        return given
-    header = pairs_header(pairs_path)
-    return header[0] if header is not None and header[0] >= 2 else 10
-
-
 def _resolve_inputs(config: ValidateConfig) -> tuple[Path, Path, Path]:
     """LFW folder, model and pairs file.
 
@@ -133,6 +122,7 @@ def run_validate(config: ValidateConfig) -> ValidationReport:
             or an unreadable image.
     """
     from facenet_cli.data.dataset import non_image_note
+    from facenet_cli.data.pairs_file import protocol_folds
     from facenet_cli.models.loading import load_embedding_model
     from facenet_cli.progress import console, progress_bars
 

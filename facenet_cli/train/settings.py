@@ -63,6 +63,11 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
         from facenet_cli.data.pairs_file import find_pairs_file
 
         changes["lfw_pairs"] = find_pairs_file(config.lfw_dir)
+    if config.lfw_nrof_folds is None:
+        from facenet_cli.data.pairs_file import protocol_folds
+
+        pairs = changes.get("lfw_pairs", config.lfw_pairs)
+        changes["lfw_nrof_folds"] = protocol_folds(None, pairs if config.lfw_dir else None)
     return dataclasses.replace(config, **changes)
 
 

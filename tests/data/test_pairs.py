@@ -388,3 +388,24 @@ def test_shipped_lfw_pairs_is_the_default(tmp_path: Path) -> None:
     assert find_pairs_file(tmp_path) == LFW_PAIRS and LFW_PAIRS.is_file()
     (tmp_path / "pairs.txt").write_text("a 1 2\n")
     assert find_pairs_file(tmp_path / "lfw") == tmp_path / "pairs.txt"
+
+
+def test_protocol_folds_come_from_the_header_unless_given(tmp_path: Path) -> None:
+    from facenet_cli.config import TrainConfig
+    from facenet_cli.data.pairs_file import protocol_folds
+    from facenet_cli.train.settings import resolve_config
+
+    headed = tmp_path / "pairs.txt"
+    headed.write_text("4 1\na 1 2\na 1 b 1\nc 1 2\nc 1 d 1\ne 1 2\ne 1 f 1\ng 1 2\ng 1 h 1\n")
+    bare = tmp_path / "bare.txt"
+    bare.write_text("a 1 2\na 1 b 1\n")
+    assert protocol_folds(None, headed) == 4
+    assert protocol_folds(3, headed) == 3
+    assert protocol_folds(None, bare) == 10 and protocol_folds(None, None) == 10
+    # Training evaluates with the same folds as `facenet validate`, and saves them resolved.
+    config = TrainConfig(data_dir=str(tmp_path), lfw_dir=tmp_path, lfw_pairs=headed)
+    assert resolve_config(config).lfw_nrof_folds == 4
+    given = TrainConfig(data_dir=str(tmp_path), lfw_dir=tmp_path, lfw_pairs=headed,
+                        lfw_nrof_folds=2)  # fmt: skip
+    assert resolve_config(given).lfw_nrof_folds == 2
+    assert resolve_config(TrainConfig(data_dir=str(tmp_path))).lfw_nrof_folds == 10
