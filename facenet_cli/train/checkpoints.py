@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from facenet_cli.config import TrainConfig, to_toml_dict
-from facenet_cli.errors import FacenetError, InputError
+from facenet_cli.errors import FacenetError, InputError, StorageError
 
 CONFIG_NAME = "config.toml"
 REVISION_NAME = "revision.txt"
@@ -52,8 +52,19 @@ def create_run_dirs(logs_base_dir: Path, models_base_dir: Path) -> tuple[str, Pa
         model_dir = Path(models_base_dir).expanduser() / name
         if log_dir.exists() or model_dir.exists():
             continue
-        model_dir.mkdir(parents=True)
-        log_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            model_dir.mkdir(parents=True)
+        except OSError as exc:
+            raise StorageError(
+                f"{model_dir}: cannot create the run folder ({exc.strerror})"
+            ) from None
+        try:
+            log_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            model_dir.rmdir()  # no empty run folder left behind by a blocked logs folder
+            raise StorageError(
+                f"{log_dir}: cannot create the run's log folder ({exc.strerror})"
+            ) from None
         return name, log_dir, model_dir
     raise InputError(f"{models_base_dir}: cannot create a new run directory")
 

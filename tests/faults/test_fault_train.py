@@ -295,3 +295,16 @@ def test_disk_full_during_training_keeps_the_last_checkpoint(
         assert done.returncode == 0, out[-3000:]
         assert start_step(out) == kept
         assert recorded_step(run_dir) == kept + 2
+
+
+def test_a_blocked_logs_folder_leaves_no_empty_run_folder(tmp_path: Path) -> None:
+    from facenet_cli.errors import StorageError
+    from facenet_cli.train.checkpoints import create_run_dirs
+
+    logs = tmp_path / "logs"
+    logs.write_text("a file where the logs folder should be")
+    with pytest.raises(StorageError, match="cannot create the run's log folder"):
+        create_run_dirs(logs, tmp_path / "models")
+    assert list((tmp_path / "models").iterdir()) == []
+    name, log_dir, model_dir = create_run_dirs(tmp_path / "logs2", tmp_path / "models")
+    assert log_dir.is_dir() and model_dir.is_dir() and model_dir.name == name
