@@ -84,7 +84,7 @@ def panel_lines(
                     continue
                 tags = tags[:1]
             colors = trace.colors if item.color is None else (item.color,)
-            prefix = "" if item.color is None else f"{item.run.name}: "
+            prefix = "" if item.color is None else f"{item.run.label}: "
             for (tag, label), color in zip(tags, colors, strict=False):
                 got = _series_line(
                     item.run, tag, prefix + label, color, trace, smoothing, raw=item.color is None
@@ -101,7 +101,7 @@ def tag_lines(tag: str, shown: list[Shown], *, smoothing: bool) -> list[Line]:
     trace = Trace(((tag, tag),), smooth=True)
     lines: list[Line] = []
     for item in shown:
-        prefix = "" if item.color is None else f"{item.run.name}: "
+        prefix = "" if item.color is None else f"{item.run.label}: "
         got = _series_line(
             item.run, tag, prefix + tag, item.color or "cyan", trace, smoothing, raw=not prefix
         )

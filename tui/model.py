@@ -57,6 +57,12 @@ class RunSummary:
     corrupt_records: int
     thinned: dict[str, int] = field(default_factory=dict)
     reason: str = ""
+    label: str = ""  # the name shown, when not ``name`` (``board LOGS/RUN``: the folder's name)
+
+    @property
+    def shown(self) -> str:
+        """The run's name as shown."""
+        return self.label or self.name
 
     @property
     def warnings(self) -> tuple[Alert, ...]:
@@ -126,7 +132,7 @@ def config_paths(run: ev.RunState, models_dir: Path | None = None) -> list[Path]
     demo's layout); in the default models directory.
     """
     # Event files directly in the log directory (``board LOGS/RUN``): the folder is the run.
-    name = run.path.name if run.name == "." else run.name
+    name = run.label
     paths = [run.path / CONFIG_NAME]
     if models_dir is not None:
         paths.append(Path(models_dir).expanduser() / name / CONFIG_NAME)
@@ -310,6 +316,7 @@ def summarize(
         eta = max(0.0, (stats.total - stats.last_step) / stats.rate)
     return RunSummary(
         name=run.name,
+        label="" if run.label == run.name else run.label,
         status=status,
         last_step=stats.last_step,
         age_s=None if last is None else max(0.0, now - last),

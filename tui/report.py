@@ -54,7 +54,7 @@ def as_json(
     for s in summaries:
         runs.append(
             {
-                "name": s.name,
+                "name": s.shown,
                 "status": s.status,
                 "last_step": s.last_step,
                 "age_s": None if s.age_s is None else round(s.age_s, 3),
@@ -108,7 +108,7 @@ def render_table(
         table.add_column(col, justify=justify, no_wrap=col != "run")  # type: ignore[arg-type]
     for s in summaries:
         table.add_row(
-            s.name,
+            s.shown,
             s.status,
             "-" if s.last_step is None else str(s.last_step),
             model.format_age(s.age_s),
@@ -121,12 +121,12 @@ def render_table(
     console.print(table)
     for s in summaries:
         for a in s.alerts:
-            console.print(f"{a.severity}: {s.name}: {a.message}")
+            console.print(f"{a.severity}: {s.shown}: {a.message}")
         if s.corrupt_records:
-            console.print(f"note: {s.name}: {s.corrupt_records} corrupt record(s) skipped")
+            console.print(f"note: {s.shown}: {s.corrupt_records} corrupt record(s) skipped")
         if s.latest and not any(is_facenet_tag(tag) for tag in s.latest):
             values = ", ".join(f"{t}={model.format_value(v)}" for t, v in sorted(s.latest.items()))
-            console.print(f"{s.name}: {values}", soft_wrap=True)
+            console.print(f"{s.shown}: {values}", soft_wrap=True)
 
 
 def print_once(

@@ -192,7 +192,7 @@ class ConfigView(Vertical):
         table.clear(columns=True)
         table.add_column("setting", key="setting")
         for s in summaries:
-            table.add_column(s.name, key=s.name)
+            table.add_column(s.shown, key=s.name)
         rows = settings.compare_settings([c[0] if c else None for c in configs])
         for row in rows:
             style = "bold" if row.differs else "dim"
@@ -221,7 +221,7 @@ def _summary(
     differing = sum(r.differs for r in rows)
     text.append(f"{differing} of {len(rows)} settings differ", style="bold" if differing else "")
     best = [
-        f"{s.name} {s.best_accuracy:.4f}@{s.best_accuracy_step:,}"
+        f"{s.shown} {s.best_accuracy:.4f}@{s.best_accuracy_step:,}"
         for s in summaries
         if s.best_accuracy is not None and s.best_accuracy_step is not None
     ]

@@ -70,7 +70,7 @@ class RunTable(DataTable[Text | str]):
             mark = marks.get(s.name)
             cells = {
                 "mark": Text("●", style=rich_color(mark)) if mark else Text(" "),
-                "run": Text(s.name, style="bold red" if s.warnings else ""),
+                "run": Text(s.shown, style="bold red" if s.warnings else ""),
                 "status": Text(s.status, style=STATUS_STYLE.get(s.status, "")),
                 "step": Text("-" if s.last_step is None else f"{s.last_step:,}", justify="right"),
                 "age": Text(model.format_age(s.age_s), justify="right"),
@@ -106,7 +106,7 @@ class RunHeader(_Line):
             return
         f = model.format_value
         line1 = Text()
-        line1.append(s.name, style="bold")
+        line1.append(s.shown, style="bold")
         line1.append(f"  {s.status}", style=STATUS_STYLE.get(s.status, ""))
         step = "-" if s.last_step is None else f"{s.last_step:,}"
         if s.total_steps:

@@ -136,6 +136,12 @@ class RunState:
     """Bumped on every change, so viewers can tell whether to redraw."""
 
     @property
+    def label(self) -> str:
+        """The name to show: the run ``"."`` (event files directly in the log directory, as in
+        ``board LOGS/RUN``) is shown by its folder's name."""
+        return self.path.name if self.name == "." else self.name
+
+    @property
     def last_step(self) -> int | None:
         """The largest step among the newest points of all tags."""
         steps = [s.latest[0] for s in self.series.values() if s.latest is not None]
