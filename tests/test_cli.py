@@ -143,3 +143,21 @@ def test_debug_or_the_users_level_leaves_tensorflow_logging_alone(monkeypatch) -
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
     tf_quiet.quiet_tensorflow(debug=False)
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0" and hooks() == before
+
+
+def test_train_option_values_outside_their_choices_are_usage_errors(tmp_path) -> None:
+    """Exit 2 naming the option from the command line; exit 3 naming the file from --config."""
+    for option, value in (("--optimizer", "sgd"), ("--triplet-selection", "easy"),
+                          ("--selection-mode", "eval"), ("--loss", "cosine")):  # fmt: skip
+        result = CliRunner().invoke(app, ["train", option, value, "--data-dir", str(tmp_path)])
+        assert result.exit_code == 2, result.output
+        assert f"'{value}' is not one of" in result.output and option in result.output
+    config = tmp_path / "run.toml"
+    config.write_text('optimizer = "sgd"\n')
+    result = CliRunner().invoke(app, ["train", "--config", str(config)])
+    assert result.exit_code == 3, result.output
+    assert f"{config}: optimizer = 'sgd'" in result.output
+    # Case is not significant for the optimizer (as the original's).
+    from facenet_cli.commands import checks
+
+    assert checks.optimizer(" adam ") == " adam "

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -22,10 +24,52 @@ def out_file(value: Path | None) -> Path | None:
     return value
 
 
-def loss(value: str | None) -> str | None:
-    """A training loss: one of ``LOSSES`` (None: the default)."""
+def _losses() -> Sequence[str]:
     from facenet_cli.config import LOSSES
 
-    if value is not None and value not in LOSSES:
-        raise typer.BadParameter(f"{value!r} is not one of {', '.join(LOSSES)}")
-    return value
+    return LOSSES
+
+
+def one_of(choices: Callable[[], Sequence[str]], *, upper: bool = False) -> Callable[..., Any]:
+    """A callback accepting the values ``choices()`` lists (read when a value is given, so that
+    the list stays in the module that uses it; ``upper``: compared in upper case)."""
+
+    def check(value: str | None) -> str | None:
+        if value is not None:
+            known = choices()
+            if (value.strip().upper() if upper else value) not in known:
+                raise typer.BadParameter(f"{value!r} is not one of {', '.join(known)}")
+        return value
+
+    return check
+
+
+def _optimizers() -> Sequence[str]:
+    from facenet_cli.train.optimizers import OPTIMIZERS
+
+    return OPTIMIZERS
+
+
+def _triplet_modes() -> Sequence[str]:
+    from facenet_cli.train.triplets import MODES
+
+    return MODES
+
+
+def _selection_modes() -> Sequence[str]:
+    from facenet_cli.train.settings import SELECTION_MODES
+
+    return SELECTION_MODES
+
+
+def _strategies() -> Sequence[str]:
+    from facenet_cli.train.distribute import STRATEGIES
+
+    return STRATEGIES
+
+
+optimizer = one_of(_optimizers, upper=True)
+triplet_selection = one_of(_triplet_modes)
+selection_mode = one_of(_selection_modes)
+strategy = one_of(_strategies)
+loss = one_of(_losses)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from facenet_cli.commands import checks
 from facenet_cli.config import TrainConfig, from_params
 
 _TRAIN = TrainConfig()
@@ -196,6 +197,7 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 help="ADAGRAD, ADADELTA, ADAM, RMSPROP or MOM.",
+                callback=checks.optimizer,
                 show_default=_TRAIN.optimizer,
                 rich_help_panel=_OPT,
             ),
@@ -226,6 +228,7 @@ def register(app: typer.Typer) -> None:
             str,
             typer.Option(
                 help="random (the original's rule), semi-hard or hard.",
+                callback=checks.triplet_selection,
                 rich_help_panel=_SEL,
             ),
         ] = _TRAIN.triplet_selection,
@@ -233,6 +236,7 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 help="Embed for selection in inference (default) or training mode.",
+                callback=checks.selection_mode,
                 show_default=_TRAIN.selection_mode,
                 rich_help_panel=_SEL,
             ),
@@ -301,6 +305,7 @@ def register(app: typer.Typer) -> None:
                 "multiworker (machines named by TF_CONFIG); see docs/distributed.md. Default: "
                 "auto, or the resumed run's.",
                 show_default=False,
+                callback=checks.strategy,
                 rich_help_panel=_RUN,
             ),
         ] = None,
@@ -316,6 +321,7 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 help="triplet (online selection), softmax (the original's classifier), arcface or "
                 "cosface (margin softmax); see the README's 'Which loss to pick'.",
+                callback=checks.loss,
                 rich_help_panel=_CLS,
             ),
         ] = _TRAIN.loss,

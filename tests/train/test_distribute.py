@@ -17,8 +17,10 @@ from typer.testing import CliRunner
 
 from facenet_cli import events
 from facenet_cli.cli import app
+from facenet_cli.config import TrainConfig
 from facenet_cli.errors import InputError
 from facenet_cli.train import distribute
+from facenet_cli.train.settings import check_config
 from tests.conftest import make_image_tree
 from tests.train.test_train_loop import Recorder, scalars, tiny_config
 
@@ -74,10 +76,13 @@ def test_batches_split_at_triplet_boundaries_and_tf_config_is_checked():
     assert distribute.task_info("one").is_chief
 
 
-def test_unknown_strategy_is_an_input_error(tmp_path):
+def test_unknown_strategy_is_a_usage_error(tmp_path):
     result = CliRunner().invoke(app, ["train", "--strategy", "ring", "--data-dir", str(tmp_path)])
-    assert result.exit_code == 3
-    assert "--strategy 'ring'" in result.output
+    assert result.exit_code == 2
+    assert "'ring' is not one of auto, one, mirrored, multiworker" in result.output
+    # The library checks the same for configs built in code.
+    with pytest.raises(InputError, match="--strategy 'ring'"):
+        check_config(TrainConfig(data_dir=str(tmp_path), strategy="ring"))
 
 
 # The host split into two logical CPUs must happen before TensorFlow initialises its devices,
