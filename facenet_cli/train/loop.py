@@ -519,6 +519,7 @@ class Trainer:
         config = self.config
         if config.lfw_dir is None or config.lfw_pairs is None or not self.task.is_chief:
             return
+        from facenet_cli.data.pairs_file import protocol_folds
         from facenet_cli.evaluate.validate import CropCache, evaluate_on_pairs
         from facenet_cli.models.loading import embedding_fn
         from facenet_cli.train.summaries import report_metrics
@@ -539,7 +540,7 @@ class Trainer:
             use_flipped_images=config.lfw_use_flipped_images,
             distance_metric=config.lfw_distance_metric,
             subtract_mean=config.lfw_subtract_mean,
-            nrof_folds=config.lfw_nrof_folds,
+            nrof_folds=protocol_folds(config.lfw_nrof_folds, config.lfw_pairs),
             cache=self.eval_cache,
         )
         elapsed = time.perf_counter() - start
