@@ -157,6 +157,12 @@ def test_train_option_values_outside_their_choices_are_usage_errors(tmp_path) ->
     result = CliRunner().invoke(app, ["train", "--config", str(config)])
     assert result.exit_code == 3, result.output
     assert f"{config}: optimizer = 'sgd'" in result.output
+    for args in (["train", "--learning-rate", "nan"], ["train", "--moving-average-decay", "1.5"],
+                 ["demo", "--minutes", "inf", "--dry-run"]):  # fmt: skip
+        result = CliRunner().invoke(app, [*args, "--out" if args[0] == "demo" else "--data-dir",
+                                          str(tmp_path)])  # fmt: skip
+        assert result.exit_code == 2, (args, result.output)
+        assert args[1] in result.output
     # Case is not significant for the optimizer (as the original's).
     from facenet_cli.commands import checks
 

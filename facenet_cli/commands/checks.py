@@ -17,6 +17,13 @@ def distance(value: float | None) -> float | None:
     return value
 
 
+def finite(value: float | None) -> float | None:
+    """A number that is neither nan nor infinite (None: the default)."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
+
+
 def out_file(value: Path | None) -> Path | None:
     """A file to write: it needs a name (``--out ''`` or ``--out .`` has none)."""
     if value is not None and value.name in ("", ".", ".."):

@@ -26,6 +26,7 @@ def register(app: typer.Typer) -> None:
                 help="Training length: the steps a busy 2-core CPU trains in this many minutes "
                 "(120 a minute with triplets, 200 with a classifier loss; a faster machine "
                 "finishes sooner).",
+                callback=checks.finite,
             ),
         ] = _DEMO.minutes,
         out: Annotated[

@@ -206,6 +206,7 @@ def register(app: typer.Typer) -> None:
             float | None,
             typer.Option(
                 help="Initial rate; <= 0 uses --learning-rate-schedule-file.",
+                callback=checks.finite,
                 show_default=str(_TRAIN.learning_rate),
                 rich_help_panel=_OPT,
             ),
@@ -222,7 +223,13 @@ def register(app: typer.Typer) -> None:
         ] = None,
         moving_average_decay: Annotated[
             float | None,
-            typer.Option(show_default=str(_TRAIN.moving_average_decay), rich_help_panel=_OPT),
+            typer.Option(
+                min=0.0,
+                max=1.0,
+                help="Decay of the weights' moving average (the exported model).",
+                show_default=str(_TRAIN.moving_average_decay),
+                rich_help_panel=_OPT,
+            ),
         ] = None,
         triplet_selection: Annotated[
             str,

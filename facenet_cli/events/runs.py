@@ -139,7 +139,9 @@ class RunState:
     def label(self) -> str:
         """The name to show: the run ``"."`` (event files directly in the log directory, as in
         ``board LOGS/RUN``) is shown by its folder's name."""
-        return self.path.name if self.name == "." else self.name
+        if self.name != ".":
+            return self.name
+        return self.path.resolve().name or str(self.path)  # ``board .`` names the folder too
 
     @property
     def last_step(self) -> int | None:

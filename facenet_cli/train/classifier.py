@@ -24,7 +24,7 @@ import numpy as np
 
 from facenet_cli import events
 from facenet_cli.config import TrainConfig
-from facenet_cli.data.dataset import ImageClass, get_dataset
+from facenet_cli.data.dataset import ImageClass
 from facenet_cli.errors import InputError
 from facenet_cli.train.classifier_data import (
     batch_rows,
@@ -243,9 +243,10 @@ class ClassifierTrainer(Trainer):
     }
 
     def load_classes(self) -> list[ImageClass]:
+        from facenet_cli.train.settings import read_classes
+
         config = self.config
-        assert config.data_dir is not None
-        classes = get_dataset(config.data_dir)
+        classes = read_classes(config, self.reporter)
         if config.filter_filename is not None:
             classes = filter_dataset(
                 classes, read_filter_file(Path(config.filter_filename)),

@@ -52,6 +52,8 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
         )
     elif config.data_dir is None:
         raise InputError("no --data-dir: name the aligned dataset to train on")
+    else:
+        config = absolute_paths(config)
     changes: dict[str, Any] = {}
     if config.model_def is None:
         changes["model_def"] = DEFAULT_MODEL_DEF
@@ -68,6 +70,22 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
 
         pairs = changes.get("lfw_pairs", config.lfw_pairs)
         changes["lfw_nrof_folds"] = protocol_folds(None, pairs if config.lfw_dir else None)
+    return dataclasses.replace(config, **changes)
+
+
+def absolute_paths(config: TrainConfig) -> TrainConfig:
+    """A fresh run's paths made absolute, so that its saved ``config.toml`` resumes from any
+    working directory."""
+    from facenet_cli.data.dataset import split_roots
+
+    changes: dict[str, Any] = {}
+    if config.data_dir is not None:
+        changes["data_dir"] = ":".join(str(p.absolute()) for p in split_roots(config.data_dir))
+    for name in ("logs_base_dir", "models_base_dir", "lfw_dir", "lfw_pairs", "pretrained_model",
+                 "filter_filename", "learning_rate_schedule_file"):  # fmt: skip
+        value = getattr(config, name)
+        if value is not None:
+            changes[name] = Path(value).expanduser().absolute()
     return dataclasses.replace(config, **changes)
 
 
@@ -135,17 +153,24 @@ def check_paths(config: TrainConfig) -> None:
         read_pairs(config.lfw_pairs)  # a malformed line fails now, not after the first epoch
 
 
+def read_classes(config: TrainConfig, reporter: Reporter) -> list[ImageClass]:
+    """The dataset's classes, with a warning for files that are not images and for folders
+    inside class folders (not read), whatever the loss."""
+    assert config.data_dir is not None
+    classes, nested = scan_dataset(config.data_dir)
+    for note in (non_image_warning(classes), subfolder_warning(nested)):
+        if note is not None:
+            reporter.warning(note)
+    return classes
+
+
 def load_training_classes(config: TrainConfig, reporter: Reporter) -> list[ImageClass]:
     """The dataset's classes that can form pairs, checked against ``people_per_batch``.
 
     Raises:
         InputError: fewer usable classes than ``people_per_batch`` (or than 2).
     """
-    assert config.data_dir is not None
-    classes, nested = scan_dataset(config.data_dir)
-    for note in (non_image_warning(classes), subfolder_warning(nested)):
-        if note is not None:
-            reporter.warning(note)
+    classes = read_classes(config, reporter)
     usable = [c for c in classes if len(c) >= 2]
     dropped = len(classes) - len(usable)
     if dropped:

@@ -308,3 +308,42 @@ def test_a_blocked_logs_folder_leaves_no_empty_run_folder(tmp_path: Path) -> Non
     assert list((tmp_path / "models").iterdir()) == []
     name, log_dir, model_dir = create_run_dirs(tmp_path / "logs2", tmp_path / "models")
     assert log_dir.is_dir() and model_dir.is_dir() and model_dir.name == name
+
+
+def test_a_run_started_with_relative_paths_resumes_from_anywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from facenet_cli.config import TrainConfig
+    from facenet_cli.train.settings import resolve_config
+
+    monkeypatch.chdir(tmp_path)
+    config = resolve_config(TrainConfig(data_dir="a:b", lfw_dir=Path("lfw"),
+                                        lfw_pairs=Path("p.txt"), logs_base_dir=Path("logs"),
+                                        models_base_dir=Path("models")))  # fmt: skip
+    assert config.data_dir == f"{tmp_path / 'a'}:{tmp_path / 'b'}"
+    assert config.lfw_dir == tmp_path / "lfw" and config.lfw_pairs == tmp_path / "p.txt"
+    assert config.logs_base_dir == tmp_path / "logs"
+    assert config.models_base_dir == tmp_path / "models"
+
+
+def test_every_loss_warns_about_what_it_does_not_read(tmp_path: Path) -> None:
+    from facenet_cli.config import TrainConfig
+    from facenet_cli.train.settings import read_classes
+
+    for person in ("a", "b"):
+        (tmp_path / person / "2019").mkdir(parents=True)
+        (tmp_path / person / "1.png").write_bytes(b"\x89PNG")
+    (tmp_path / "a" / "notes.txt").write_text("not an image")
+
+    class Warnings:
+        def __init__(self) -> None:
+            self.lines: list[str] = []
+
+        def warning(self, line: str) -> None:
+            self.lines.append(line)
+
+    seen = Warnings()
+    classes = read_classes(TrainConfig(data_dir=str(tmp_path), loss="cosface"), seen)  # type: ignore[arg-type]
+    assert [c.name for c in classes] == ["a", "b"]
+    assert len(seen.lines) == 2
+    assert "not images" in seen.lines[0] and "2 folder(s)" in seen.lines[1]

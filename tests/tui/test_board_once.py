@@ -44,12 +44,17 @@ def test_once_table(tmp_path: Path) -> None:
     assert any(line.startswith("bad") and " 10 " in f" {line} " for line in lines)
 
 
-def test_a_run_folder_given_as_the_log_directory_is_shown_by_its_name(tmp_path: Path) -> None:
+def test_a_run_folder_given_as_the_log_directory_is_shown_by_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     run = _logdir(tmp_path) / "good"
     table = CliRunner().invoke(app, ["board", "--once", str(run)])
     assert table.exit_code == 0, table.output
     assert any(line.startswith("good") and "live" in line for line in table.output.splitlines())
     doc = json.loads(CliRunner().invoke(app, ["board", "--once", "--json", str(run)]).output)
+    assert [r["name"] for r in doc["runs"]] == ["good"]
+    monkeypatch.chdir(run)  # `board .` inside the run folder
+    doc = json.loads(CliRunner().invoke(app, ["board", "--once", "--json", "."]).output)
     assert [r["name"] for r in doc["runs"]] == ["good"]
 
 
