@@ -273,9 +273,15 @@ def fuse_flipped(pairs: np.ndarray) -> np.ndarray:
 
 
 def list_identities(data_dir: Path) -> tuple[list[Path], np.ndarray, list[str]]:
-    """Images of a folder of identities: paths, label per path and the identity names."""
-    from facenet_cli.data.dataset import get_dataset, paths_and_labels
+    """Images of a folder of identities: paths, label per path and the identity names.
 
-    classes = get_dataset(data_dir)
+    Folders inside identity folders are not read; a warning line (stderr) says so.
+    """
+    from facenet_cli.data.dataset import paths_and_labels, scan_dataset, subfolder_warning
+    from facenet_cli.progress import console
+
+    classes, nested = scan_dataset(data_dir)
+    if (note := subfolder_warning(nested)) is not None:
+        console.print(f"[yellow]warning:[/] {note}", highlight=False, soft_wrap=True)
     paths, labels = paths_and_labels(classes)
     return paths, np.asarray(labels, np.int64), [c.name for c in classes]

@@ -266,3 +266,20 @@ def test_whitened_classifier_round_trip(tmp_path: Path) -> None:
     expected = cross_distances(whiten(x, clf.whitening), whiten(x, clf.whitening), 0)
     np.testing.assert_allclose(d[np.arange(len(y)), y], 0.0, atol=1e-9)
     assert np.allclose(d[0, 1], expected[0, y == 1].min())
+
+
+def test_identities_in_folders_one_level_too_deep_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from facenet_cli.use.embedding import list_identities
+
+    for person in ("ann", "bob"):
+        (tmp_path / person).mkdir()
+        (tmp_path / person / "1.png").write_bytes(b"\x89PNG")
+    (tmp_path / "cid" / "2019").mkdir(parents=True)
+    (tmp_path / "cid" / "2019" / "1.png").write_bytes(b"\x89PNG")
+    paths, labels, names = list_identities(tmp_path)
+    assert names == ["ann", "bob"] and labels.tolist() == [0, 1] and len(paths) == 2
+    err = capsys.readouterr().err
+    assert "1 folder(s) inside the class folders were not read" in err
+    assert str(tmp_path / "cid" / "2019") in err
