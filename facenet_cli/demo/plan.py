@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from facenet_cli.config import (
-    LOSSES,
     AlignConfig,
     DemoConfig,
     TrainConfig,
@@ -27,7 +26,6 @@ from facenet_cli.demo.settings import (
     models_dir,
     train_config,
 )
-from facenet_cli.errors import InputError
 
 # The positional arguments of each command, in order; every other field is an option.
 ARGUMENTS: dict[str, tuple[str, ...]] = {
@@ -103,10 +101,8 @@ def make_plan(config: DemoConfig) -> DemoPlan:
     """The demo's folders and configs for ``config`` (nothing is run or written).
 
     Raises:
-        InputError: an unknown ``--loss``.
+        InputError: an unknown ``--loss`` (``settings.train_options``).
     """
-    if config.loss not in LOSSES:
-        raise InputError(f"--loss {config.loss!r}: choose {', '.join(LOSSES)}")
     root = Path(config.out).expanduser().resolve() if config.out is not None else demo_dir()
     paths = demo_paths(root)
     return DemoPlan(

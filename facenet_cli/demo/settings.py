@@ -20,6 +20,7 @@ from typing import Any
 
 from facenet_cli.config import LOSSES, AlignConfig, DemoConfig, TrainConfig
 from facenet_cli.data.demo_faces import DEMO_IMAGE_SIZE, DEMO_MARGIN, DemoPaths
+from facenet_cli.errors import InputError
 
 TRAIN_IMAGE_SIZE = DEMO_IMAGE_SIZE
 TRIPLET_OPTIONS: dict[str, Any] = {
@@ -62,11 +63,15 @@ STEPS_PER_MINUTE = {"triplet": 120, "classifier": 200}
 
 
 def train_options(loss: str = "triplet") -> dict[str, Any]:
-    """The demo's training settings for ``loss`` (one of ``LOSSES``)."""
+    """The demo's training settings for ``loss`` (one of ``LOSSES``).
+
+    Raises:
+        InputError: an unknown ``loss``.
+    """
     if loss == "triplet":
         return dict(TRIPLET_OPTIONS)
     if loss not in LOSSES:
-        raise ValueError(f"unknown loss {loss!r}")
+        raise InputError(f"--loss {loss!r}: choose {', '.join(LOSSES)}")
     extra = SOFTMAX_OPTIONS if loss == "softmax" else MARGIN_OPTIONS
     return {**CLASSIFIER_OPTIONS, **extra, "loss": loss}
 
