@@ -27,7 +27,7 @@ def _compare(model_def: str, identities: int, repeats: int) -> Comparison:
     from facenet_cli.models.loading import EmbeddingModel
     from facenet_cli.models.registry import create_model
     from facenet_cli.models.sidecar import ModelInfo
-    from facenet_cli.use.embed import embed_folder
+    from facenet_cli.use.embed_job import embed_folder
 
     info = ModelInfo(model_def, 128, IMAGE_SIZE, "per_image")
     keras_model = create_model(model_def, embedding_size=128, image_size=IMAGE_SIZE)

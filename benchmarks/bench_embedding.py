@@ -132,7 +132,7 @@ def measure(
         # What decoding alone costs, and the ratio it allows when it cannot overlap the forward
         # pass (CPU-only hosts: both need the same cores).
         from facenet_cli.data.pairs import read_pairs, resolve_pairs
-        from facenet_cli.evaluate.embedding import _dataset
+        from facenet_cli.evaluate.pairs_embedding import _dataset
 
         paths = tuple(dict.fromkeys(str(p) for p in resolve_pairs(root, read_pairs(pairs)).paths))
         dataset = _dataset(paths, image_size, BATCH)
@@ -161,7 +161,7 @@ def decoders(identities: int, repeats: int) -> Comparison:
 
     from facenet_cli.cpu import cpu_count
     from facenet_cli.data.pairs import read_pairs, resolve_pairs
-    from facenet_cli.evaluate.embedding import _dataset
+    from facenet_cli.evaluate.pairs_embedding import _dataset
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "aligned"

@@ -98,7 +98,7 @@ def draw(embeddings: Any, labels: Any, names: list[str], seed: int,
     """One draw: train on the known people's split, name their held-out photos and strangers."""
     import numpy as np
 
-    from facenet_cli.use.classifier import UNKNOWN, fit_classifier, split_dataset
+    from facenet_cli.use.people_classifier import UNKNOWN, fit_classifier, split_dataset
     from facenet_cli.use.threshold import gallery_threshold
     from facenet_cli.use.whitening import can_whiten
 
@@ -137,7 +137,7 @@ def run(quick: bool = False) -> list[Comparison]:
 
     from facenet_cli.config import cache_dir
     from facenet_cli.models.loading import load_embedding_model
-    from facenet_cli.use.embedding import embed_images, list_identities
+    from facenet_cli.use.face_embedding import embed_images, list_identities
 
     aligned = prepare(shared, cache_dir() / "openset-bench")
     model = load_embedding_model(model_path)

@@ -180,3 +180,23 @@ def write_text_atomic(path: Path, text: str) -> None:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise StorageError(f"{path}: cannot write ({exc.strerror})") from None
+
+
+# Every shard's journal: the coordinator's JOURNAL_FILE with its shard suffix.
+_JOURNAL_GLOB = ".align-journal*.jsonl"
+
+
+def journal_alignment(data_dir: str | Path | None) -> dict[str, Any] | None:
+    """The alignment settings in the journal of the (first) aligned data root, if any."""
+    if data_dir is None:
+        return None
+    root = Path(str(data_dir).split(":")[0]).expanduser()
+    for journal in sorted(root.glob(_JOURNAL_GLOB)):
+        try:
+            with journal.open() as f:
+                settings = json.loads(f.readline()).get("settings")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(settings, dict) and {"image_size", "margin"} <= settings.keys():
+            return settings
+    return None

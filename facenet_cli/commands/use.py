@@ -86,7 +86,7 @@ def compare(
     json: JsonOpt = False,
 ) -> None:
     """Are these photos the same person? Distance matrix and a verdict per pair."""
-    from facenet_cli.use.compare import run_compare
+    from facenet_cli.use.compare_job import run_compare
 
     params = {**ctx.params, "images": tuple(images)}
     run_compare(from_params(CompareConfig, params))
@@ -120,7 +120,7 @@ def embed(
     ] = EmbedConfig.flip,
 ) -> None:
     """Embed a whole folder into one .npz (embeddings, relative paths, identity labels)."""
-    from facenet_cli.use.embed import run_embed
+    from facenet_cli.use.embed_job import run_embed
 
     run_embed(from_params(EmbedConfig, ctx.params))
 
@@ -182,7 +182,7 @@ def classify_train(
     ] = _TRAIN.known_rate,
 ) -> None:
     """Train a classifier on the embeddings of a folder of people."""
-    from facenet_cli.use.classify import run_classify_train
+    from facenet_cli.use.classify_job import run_classify_train
 
     run_classify_train(from_params(ClassifyTrainConfig, ctx.params))
 
@@ -216,6 +216,6 @@ def classify_predict(
     json: JsonOpt = False,
 ) -> None:
     """Name the people in photos ("unknown" for faces the classifier does not know)."""
-    from facenet_cli.use.classify import run_classify_predict
+    from facenet_cli.use.classify_job import run_classify_predict
 
     run_classify_predict(from_params(ClassifyPredictConfig, ctx.params))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from facenet_cli.errors import InputError
-from facenet_cli.evaluate.embedding import (
+from facenet_cli.evaluate.pairs_embedding import (
     CROP_CACHE_BYTES,
     CropCache,
     EmbedFn,
@@ -167,7 +167,7 @@ def run_validate(config: ValidateConfig) -> ValidationReport:
     recorded_in = None
     # A threshold measured with overridden preprocessing is not the model's.
     if config.record_threshold and not notes:
-        from facenet_cli.use.threshold import record_threshold, sidecar_of
+        from facenet_cli.evaluate.record import record_threshold, sidecar_of
 
         sidecar = sidecar_of(model)
         updated = record_threshold(sidecar, model.info, report,

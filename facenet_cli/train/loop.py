@@ -79,8 +79,8 @@ class Trainer:
 
         from facenet_cli.train import distribute
         from facenet_cli.train.graph import configure_determinism, configure_devices
+        from facenet_cli.train.settings import with_alignment
         from facenet_cli.train.summaries import Summaries
-        from facenet_cli.use.faces import with_alignment
 
         assert config.max_nrof_epochs is not None and config.strategy is not None, (
             "resolve_config fills these in"
@@ -520,10 +520,10 @@ class Trainer:
         if config.lfw_dir is None or config.lfw_pairs is None or not self.task.is_chief:
             return
         from facenet_cli.data.pairs_file import protocol_folds
+        from facenet_cli.evaluate.record import record_threshold
         from facenet_cli.evaluate.validate import CropCache, evaluate_on_pairs
         from facenet_cli.models.loading import embedding_fn
         from facenet_cli.train.summaries import report_metrics
-        from facenet_cli.use.threshold import record_threshold
 
         if self.eval_embed is None:
             self.eval_embed = embedding_fn(self.graph.ema_model, self.info,

@@ -206,3 +206,18 @@ def model_info(config: TrainConfig) -> ModelInfo:
         weight_decay=config.weight_decay,
         flip_fusion=True if config.flip_fusion else None,
     )
+
+
+def with_alignment(info: ModelInfo, data_dir: str | Path | None) -> ModelInfo:
+    """``info`` with the alignment of the training data recorded (unchanged when unknown)."""
+    from facenet_cli.align.journal import journal_alignment
+
+    settings = journal_alignment(data_dir)
+    if settings is None:
+        return info
+    return dataclasses.replace(
+        info,
+        align_image_size=int(settings["image_size"]),
+        align_margin=int(settings["margin"]),
+        align_mode=str(settings.get("mode", "crop")),
+    )

@@ -10,22 +10,16 @@ model's input size is used.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from facenet_cli.align.journal import journal_alignment
 from facenet_cli.models.sidecar import ModelInfo
 
-if TYPE_CHECKING:
-    pass
-
 DEFAULT_MARGIN = 44  # the original compare.py's default
-_JOURNAL_GLOB = ".align-journal*.jsonl"  # facenet_cli.align.pipeline.JOURNAL_FILE + shard suffix
 
 
 @dataclass(frozen=True)
@@ -43,35 +37,6 @@ class Alignment:
     margin: int
     mode: str = "crop"
     source: str = "model.json"
-
-
-def journal_alignment(data_dir: str | Path | None) -> dict[str, Any] | None:
-    """The alignment settings in the journal of the (first) aligned data root, if any."""
-    if data_dir is None:
-        return None
-    root = Path(str(data_dir).split(":")[0]).expanduser()
-    for journal in sorted(root.glob(_JOURNAL_GLOB)):
-        try:
-            with journal.open() as f:
-                settings = json.loads(f.readline()).get("settings")
-        except (OSError, ValueError, AttributeError):
-            continue
-        if isinstance(settings, dict) and {"image_size", "margin"} <= settings.keys():
-            return settings
-    return None
-
-
-def with_alignment(info: ModelInfo, data_dir: str | Path | None) -> ModelInfo:
-    """``info`` with the alignment of the training data recorded (unchanged when unknown)."""
-    settings = journal_alignment(data_dir)
-    if settings is None:
-        return info
-    return dataclasses.replace(
-        info,
-        align_image_size=int(settings["image_size"]),
-        align_margin=int(settings["margin"]),
-        align_mode=str(settings.get("mode", "crop")),
-    )
 
 
 def model_alignment(info: ModelInfo, model_source: Path | None = None) -> Alignment:

@@ -20,10 +20,10 @@ from facenet_cli.cli import app
 from facenet_cli.errors import InputError
 from facenet_cli.models.loading import EmbeddingModel
 from facenet_cli.models.sidecar import ModelInfo, write_model_info
-from facenet_cli.use import embed as embed_module
-from facenet_cli.use import embedding as embedding_module
-from facenet_cli.use.embed import embed_folder
-from facenet_cli.use.embedding import embed_images
+from facenet_cli.use import embed_job as embed_module
+from facenet_cli.use import face_embedding as embedding_module
+from facenet_cli.use.embed_job import embed_folder
+from facenet_cli.use.face_embedding import embed_images
 from facenet_cli.use.store import read_embeddings
 
 runner = CliRunner()

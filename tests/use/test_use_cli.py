@@ -168,8 +168,8 @@ def test_embed_classify_and_their_errors(model_file: Path, tmp_path: Path) -> No
 
 def test_validate_threshold_is_recorded_only_when_it_applies(tmp_path: Path) -> None:
     from facenet_cli.evaluate.metrics import evaluate
+    from facenet_cli.evaluate.record import record_threshold
     from facenet_cli.evaluate.validate import ValidationReport
-    from facenet_cli.use.threshold import record_threshold
 
     rng = np.random.default_rng(0)
     e1, e2 = rng.normal(size=(20, 4)), rng.normal(size=(20, 4))

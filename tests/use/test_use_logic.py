@@ -12,14 +12,15 @@ import pytest
 from facenet_cli.errors import InputError
 from facenet_cli.evaluate.metrics import distance
 from facenet_cli.models.sidecar import ModelInfo, read_model_info, with_threshold, write_model_info
-from facenet_cli.use.classifier import (
+from facenet_cli.train.settings import with_alignment
+from facenet_cli.use.faces import model_alignment
+from facenet_cli.use.people_classifier import (
     UNKNOWN,
     fit_classifier,
     load_classifier,
     save_classifier,
     split_dataset,
 )
-from facenet_cli.use.faces import model_alignment, with_alignment
 from facenet_cli.use.store import EmbeddingSet, read_embeddings, write_embeddings
 from facenet_cli.use.threshold import (
     choose_gallery_threshold,
@@ -271,7 +272,7 @@ def test_whitened_classifier_round_trip(tmp_path: Path) -> None:
 def test_identities_in_folders_one_level_too_deep_are_named(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from facenet_cli.use.embedding import list_identities
+    from facenet_cli.use.face_embedding import list_identities
 
     for person in ("ann", "bob"):
         (tmp_path / person).mkdir()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from facenet_cli.errors import InputError
-from facenet_cli.use.classifier import (
+from facenet_cli.use.people_classifier import (
     UNKNOWN,
     FaceClassifier,
     Prediction,
@@ -50,7 +50,7 @@ def _embed_with_progress(
     model: EmbeddingModel, paths: list[Path], align: bool, batch_size: int, flip: bool
 ) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
     from facenet_cli.progress import progress_bars
-    from facenet_cli.use.embedding import embed_images
+    from facenet_cli.use.face_embedding import embed_images
 
     with progress_bars(transient=True) as progress:
         task = progress.add_task("embedding", total=len(paths))
@@ -65,7 +65,7 @@ def embed_identities(
     model: EmbeddingModel, data_dir: Path, *, align: bool, batch_size: int, flip: bool
 ) -> LabelledEmbeddings:
     """Embeddings of a folder of identities (``<dir>/<name>/<image>``)."""
-    from facenet_cli.use.embedding import list_identities
+    from facenet_cli.use.face_embedding import list_identities
 
     paths, labels, names = list_identities(Path(data_dir))
     emb, kept, skipped = _embed_with_progress(model, paths, align, batch_size, flip)
@@ -97,7 +97,7 @@ def _check_model(clf: FaceClassifier, model: EmbeddingModel, path: Path) -> None
     if probe is not None and len(probe) == dims:
         same = np.allclose(probe_embedding(model), np.asarray(probe, np.float64), atol=1e-3)
     else:  # files from before the probe: the architecture is all there is to compare
-        from facenet_cli.use.embedding import model_fingerprint
+        from facenet_cli.use.face_embedding import model_fingerprint
 
         same = clf.meta.get("model", {}).get("info") == model_fingerprint(model)["info"]
     if not same:
@@ -134,8 +134,8 @@ def _print_skipped(skipped: dict[Path, str]) -> None:
 def run_classify_train(config: ClassifyTrainConfig) -> dict[str, Any]:
     """``facenet classify train``: fit, save, and report held-out accuracy with a split."""
     from facenet_cli.models.loading import load_embedding_model
-    from facenet_cli.use.classifier import CLASSIFIER_KIND
-    from facenet_cli.use.embedding import model_fingerprint
+    from facenet_cli.use.face_embedding import model_fingerprint
+    from facenet_cli.use.people_classifier import CLASSIFIER_KIND
     from facenet_cli.use.store import check_replaceable
 
     check_replaceable(config.out, CLASSIFIER_KIND)

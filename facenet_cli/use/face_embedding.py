@@ -194,7 +194,7 @@ def _embed_crops(
     skipped and the rest streamed again, so every bad file is found in one run and a folder
     without any is decoded once.
     """
-    from facenet_cli.evaluate.embedding import embed_paths
+    from facenet_cli.evaluate.pairs_embedding import embed_paths
 
     size = model.info.embedding_size
     forward = _Forward(model, flip)

@@ -1,6 +1,6 @@
 """``facenet embed``: the embeddings of a whole folder, to one reusable ``.npz``.
 
-The embedding step itself (shared with ``classify``) is :mod:`facenet_cli.use.embedding`.
+The embedding step itself (shared with ``classify``) is :mod:`facenet_cli.use.face_embedding`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from facenet_cli.errors import InputError
-from facenet_cli.use.embedding import (
+from facenet_cli.use.face_embedding import (
     Embedded,
     embed_images,
     list_identities,
