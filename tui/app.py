@@ -1,11 +1,13 @@
 """The facenet board Textual app: a run list on top, the selected run's charts below.
 
-A polling thread reads new bytes from every event file (``facenet_cli.events.LogdirReader``)
-and posts a small message when runs changed; the UI copies out the points it draws under the
-reader's lock. From 120x36 the charts are a grid of the key panels (``tui.charts.grid_shape``),
-below that one panel at a time; resizing switches live. Besides the charts, a scalars view
-(every tag of any TensorBoard writer) and a settings view (the marked runs' config.toml side by
-side). Nothing here imports TensorFlow.
+A polling thread (``tui.polling``) owns the reader of every event file
+(``facenet_cli.events.LogdirReader``) and reads every file the board shows: it posts the runs'
+summaries, their settings and the new points as small dataclasses, and the UI draws from its own
+copy of the points (``tui.points``) without ever reading a file or taking the reader's lock.
+From 120x36 the charts are a grid of the key panels (``tui.charts.grid_shape``), below that one
+panel at a time; resizing switches live. Besides the charts, a scalars view (every tag of any
+TensorBoard writer) and a settings view (the marked runs' config.toml side by side).
+Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.events import Resize
+from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, DataTable, Footer, Input
@@ -32,7 +35,8 @@ from textual.widgets import ContentSwitcher, DataTable, Footer, Input
 from tui import charts, model
 from tui.gpu import GpuView, Nvml
 from tui.panels import MARK_COLORS, PANELS, Panel, panels_for
-from tui.polling import GpusRead, RunsChanged, SummaryCache, poll_forever
+from tui.points import Run
+from tui.polling import Config, GpusRead, RunFeed, RunsRead, poll_forever
 from tui.views import ChartGrid, ConfigView, ScalarsView
 from tui.widgets import AlertBar, HelpScreen, PanelBar, RunHeader, RunTable
 
@@ -41,6 +45,14 @@ class BoardUsageError(FacenetError):
     """Options that do not go together."""
 
     exit_code = EXIT_USAGE
+
+
+class Polled(Message):
+    """What the polling thread read (:class:`RunsRead` or :class:`GpusRead`), for the UI."""
+
+    def __init__(self, update: RunsRead | GpusRead) -> None:
+        super().__init__()
+        self.update = update
 
 
 class BoardApp(App[int]):
@@ -98,11 +110,18 @@ class BoardApp(App[int]):
         self.config = config
         self.clock = clock
         self.reader = ev.LogdirReader(config.logdir)
+        """The polling thread's: the UI never touches it (nor its lock)."""
         self.nvml = nvml if nvml is not None else Nvml()
         self.tensorboard_url = tensorboard_url
-        self._cache = SummaryCache(self.reader, clock, config.models_dir)
-        self.summaries = self._cache.summaries
-        """Run name -> its latest summary (kept current by the cache)."""
+        self._feed = RunFeed(self.reader, clock, config.models_dir)
+        self.summaries: dict[str, model.RunSummary] = {}
+        """Run name -> its latest summary, as the polling thread posted it."""
+        self.runs: dict[str, Run] = {}
+        """Run name -> the points drawn, copied from what the polling thread posted."""
+        self.configs: dict[str, Config | None] = {}
+        """Run name -> its ``config.toml`` settings and path, as posted (None: none found)."""
+        self.unreadable: dict[Path, str] = {}
+        self._alerts = model.AlertLog()
         self.loaded = threading.Event()
         """Set once the first poll has been shown (tests and benchmarks wait on it)."""
         self.gpu_view = GpuView((), "")
@@ -134,7 +153,7 @@ class BoardApp(App[int]):
         yield Footer()
 
     def on_mount(self) -> None:
-        """Start polling and a slow tick that keeps ages and statuses current."""
+        """Lay out and start polling (which also keeps ages and statuses current)."""
         self._main = self.screen
         self._mounted = True
         self._main.query_one(RunHeader).show(None, str(self.config.logdir), self.tensorboard_url)
@@ -142,7 +161,6 @@ class BoardApp(App[int]):
         self._layout()
         self._main.query_one(RunTable).focus()
         self._poll_events()
-        self.set_interval(1.0, self._tick)
 
     def on_resize(self, event: Resize) -> None:
         """The terminal changed size: grid or one panel, live."""
@@ -155,35 +173,37 @@ class BoardApp(App[int]):
 
     @work(thread=True, exclusive=True, name="poll")
     def _poll_events(self) -> None:
-        """Read new events every poll interval and tell the UI which runs changed."""
+        """Read every file the board shows, every poll interval, and post what changed."""
         poll_forever(
-            self.reader,
+            self._feed,
             self.nvml,
             self._stop,
             self.config.poll_interval,
-            self.post_message,
+            lambda update: self.post_message(Polled(update)),
             lambda: self._gpu_wanted,
         )
 
-    def on_runs_changed(self, message: RunsChanged) -> None:
-        """Summarise the changed runs and redraw what shows them."""
-        self._cache.update(message.names or set(self.reader.runs))
+    def on_polled(self, message: Polled) -> None:
+        """Take what the polling thread read and redraw what shows it."""
+        update = message.update
+        if isinstance(update, GpusRead):
+            self._show_gpus(update)
+            return
+        for name, points in update.points.items():
+            self.runs.setdefault(name, Run(name)).apply(points)
+        self.summaries = update.summaries
+        self.configs = update.configs
+        self.unreadable = update.unreadable
         with self._closing_ok():
-            self._refresh_view(data_changed=message.names)
+            self._refresh_view(data_changed=frozenset(update.points))
         self.loaded.set()
 
-    def on_gpus_read(self, message: GpusRead) -> None:
+    def _show_gpus(self, update: GpusRead) -> None:
         """Show NVML's live view (or why there is none)."""
-        self.gpu_view = message.view
-        self.runs_by_pid = message.runs_by_pid
+        self.gpu_view = update.view
+        self.runs_by_pid = update.runs_by_pid
         with self._closing_ok():
             self._main.query_one(ChartGrid).show_gpus(self.gpu_view, self.runs_by_pid)
-
-    def _tick(self) -> None:
-        """Ages and statuses move with the clock even when no file changes."""
-        if self.reader.runs and self._cache.update(set(self.reader.runs)):
-            with self._closing_ok():
-                self._refresh_view(data_changed=frozenset())
 
     @contextlib.contextmanager
     def _closing_ok(self) -> Iterator[None]:
@@ -199,8 +219,12 @@ class BoardApp(App[int]):
 
     # ------------------------------------------------------------------------------ drawing
 
+    def _ordered(self) -> list[model.RunSummary]:
+        """The summaries by run name."""
+        return [self.summaries[n] for n in sorted(self.summaries)]
+
     def _refresh_view(self, data_changed: frozenset[str] | set[str]) -> None:
-        ordered = self._cache.ordered()
+        ordered = self._ordered()
         table = self._main.query_one(RunTable)
         table.show(ordered, self._mark_colors())
         if self.selected is None and ordered:
@@ -218,11 +242,10 @@ class BoardApp(App[int]):
     def _update_visible(self) -> bool:
         """Recompute the panels for the selected and marked runs; True when they changed."""
         tags: set[str] = set()
-        with self.reader.lock:
-            for name in {self.selected, *self.marks}:
-                run = self.reader.runs.get(name) if name else None
-                if run is not None:
-                    tags.update(run.series)
+        for name in {self.selected, *self.marks}:
+            run = self.runs.get(name) if name else None
+            if run is not None:
+                tags.update(run.series)
         visible = panels_for(tags)
         if visible == self.available:
             return False
@@ -273,7 +296,7 @@ class BoardApp(App[int]):
         summary = self.summaries.get(self.selected) if self.selected else None
         self._main.query_one(RunHeader).show(summary, str(self.config.logdir), self.tensorboard_url)
         others = sum(1 for s in self.summaries.values() if s.warnings and s.name != self.selected)
-        self._main.query_one(AlertBar).show(summary, others, self._cache.unreadable)
+        self._main.query_one(AlertBar).show(summary, others, self.unreadable)
 
     def _show_panelbar(self) -> None:
         self._main.query_one(PanelBar).show(
@@ -285,7 +308,7 @@ class BoardApp(App[int]):
         )
 
     def _notify_new_alerts(self) -> None:
-        for name, a in self._cache.new_alerts(infos=self.loaded.is_set()):
+        for name, a in self._alerts.new(self._ordered(), infos=self.loaded.is_set()):
             if self.notify_alerts:
                 warning = a.severity == model.WARNING
                 self.notify(f"{name}: {a.message}", severity="error" if warning else "information")
@@ -316,11 +339,12 @@ class BoardApp(App[int]):
 
     def _draw_panels(self) -> None:
         self._main.query_one(ChartGrid).draw(
-            self.reader, self.on_screen, self.selected, self.marks, smoothing=self.smoothing
+            self.runs, self.on_screen, self.selected, self.marks, smoothing=self.smoothing
         )
 
     def _draw_scalars(self) -> None:
-        tags = self._main.query_one(ScalarsView).show_run(self.reader, self.selected)
+        run = self.runs.get(self.selected) if self.selected else None
+        tags = self._main.query_one(ScalarsView).show_run(run)
         if self.tag not in tags:
             self.tag = tags[0] if tags else None
             return  # watch_tag draws the chart
@@ -328,14 +352,14 @@ class BoardApp(App[int]):
 
     def _draw_tag(self) -> None:
         view = self._main.query_one(ScalarsView)
-        view.show_tag(self.reader, self.tag, self.selected, self.marks, smoothing=self.smoothing)
+        view.show_tag(self.runs, self.tag, self.selected, self.marks, smoothing=self.smoothing)
 
     def _draw_config(self) -> None:
         names = [n for n in self.marks if n in self.summaries]
         if self.selected in self.summaries and self.selected not in names:
             names.insert(0, self.selected)  # the selected run beside the marked ones
         view = self._main.query_one(ConfigView)
-        view.show_runs(self.reader, [self.summaries[n] for n in names], self.config.models_dir)
+        view.show([self.summaries[n] for n in names], [self.configs.get(n) for n in names])
 
     # ------------------------------------------------------------------------------ reactives
 
@@ -380,7 +404,7 @@ class BoardApp(App[int]):
 
     def watch_marks(self) -> None:
         """Overlay the marked runs (and list their settings)."""
-        self._main.query_one(RunTable).show(self._cache.ordered(), self._mark_colors())
+        self._main.query_one(RunTable).show(self._ordered(), self._mark_colors())
         if self._update_visible():
             self._layout()
         else:

@@ -1,20 +1,21 @@
 """What the board draws, computed from the reader's runs: chart lines, tag rows, the grid shape.
 
-No widgets here: the app copies points out under the reader's lock with these functions and
-hands the results to its widgets.
+No widgets here: the app computes these from its own copy of the points (``tui.points``, as the
+polling thread handed them over) and hands the results to its widgets.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from facenet_cli import events as ev
 
 from tui import model
 from tui.panels import MARK_COLORS, Panel, Trace
+from tui.points import Run
 from tui.widgets import Line
 
 SMOOTHING_WEIGHT = 0.6  # TensorBoard's default
@@ -49,16 +50,16 @@ class Shown:
     """One run drawn on a chart: the selected run (``color`` None: the traces' colours) or a
     marked run (one colour, its name before each label)."""
 
-    run: ev.RunState
+    run: Run
     color: str | None = None
 
 
 def shown_runs(
-    runs: dict[str, ev.RunState], selected: str | None, marks: tuple[str, ...]
+    runs: Mapping[str, Run], selected: str | None, marks: tuple[str, ...]
 ) -> list[Shown]:
     """The selected run first, then every other marked run in its mark colour."""
     out = []
-    if selected in runs:
+    if selected is not None and selected in runs:
         out.append(Shown(runs[selected]))
     for i, name in enumerate(marks):
         if name != selected and name in runs:
@@ -111,7 +112,7 @@ def tag_lines(tag: str, shown: list[Shown], *, smoothing: bool) -> list[Line]:
 
 
 def _series_line(
-    run: ev.RunState,
+    run: Run,
     tag: str,
     name: str,
     color: str,
@@ -125,8 +126,8 @@ def _series_line(
     series = run.series.get(tag)
     if series is None or not len(series):
         return None
-    x = np.frombuffer(series.steps, dtype=np.int64).astype(np.float64)
-    y = np.frombuffer(series.values, dtype=np.float64).copy()
+    x = series.steps.astype(np.float64)
+    y = series.values  # never changed in place: the UI's copy only grows past it
     note = f"{name}: every {series.thinned}th point kept" if series.thinned > 1 else ""
     if trace.smooth and smoothing and len(y) > 2:
         smoothed = Line(name, x, model.ema(y, SMOOTHING_WEIGHT), color, trace.yside)
@@ -179,7 +180,7 @@ def tag_filter(pattern: str) -> re.Pattern[str] | None:
         return None
 
 
-def tag_rows(run: ev.RunState | None) -> list[TagRow]:
+def tag_rows(run: Run | None) -> list[TagRow]:
     """Every scalar tag of ``run`` with its newest point and a sparkline, by tag name."""
     if run is None:
         return []
@@ -189,6 +190,6 @@ def tag_rows(run: ev.RunState | None) -> list[TagRow]:
         if series.latest is None:
             continue
         step, _, value = series.latest
-        recent = np.frombuffer(series.values, dtype=np.float64)[-SPARK_POINTS:]
+        recent = series.values[-SPARK_POINTS:]
         rows.append(TagRow(tag, step, value, sparkline(recent, SPARK_WIDTH)))
     return rows

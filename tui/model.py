@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,17 +166,22 @@ def planned_steps(config: dict[str, Any]) -> int | None:
     return min(planned) if planned else None
 
 
-def total_steps(run: ev.RunState, models_dir: Path | None = None) -> int | None:
+def total_steps(
+    run: ev.RunState, models_dir: Path | None = None, config: dict[str, Any] | None = None
+) -> int | None:
     """The run's planned number of steps.
 
     From the ``progress/total_steps`` scalar when logged, else from the run's ``config.toml``
-    (see :func:`config_paths` and :func:`planned_steps`).
+    (see :func:`config_paths` and :func:`planned_steps`): ``config`` when the caller read it
+    already (``{}``: none was found), else read here.
     """
     series = run.series.get(ev.TOTAL_STEPS)
     if series is not None and series.latest is not None and series.latest[2] > 0:
         return int(series.latest[2])
-    found = run_config(run, models_dir)
-    return None if found is None else planned_steps(found[0])
+    if config is None:
+        found = run_config(run, models_dir)
+        config = {} if found is None else found[0]
+    return planned_steps(config)
 
 
 def best_accuracy(run: ev.RunState) -> tuple[float, int] | None:
@@ -280,14 +286,17 @@ class RunStats:
     interval: float | None
 
 
-def run_stats(run: ev.RunState, models_dir: Path | None = None) -> RunStats:
-    """The data-only part of a summary (the board caches it per run version)."""
+def run_stats(
+    run: ev.RunState, models_dir: Path | None = None, config: dict[str, Any] | None = None
+) -> RunStats:
+    """The data-only part of a summary (the board caches it per run version); ``config`` as
+    for :func:`total_steps`."""
     return RunStats(
         version=run.version,
         last_step=run.last_step,
         best=best_accuracy(run),
         rate=steps_per_second(run),
-        total=total_steps(run, models_dir),
+        total=total_steps(run, models_dir, config),
         latest=run.latest_values(),
         thinned={t: s.thinned for t, s in run.series.items() if s.thinned > 1},
         alerts=data_alerts(run),
@@ -331,6 +340,26 @@ def summarize(
         thinned=stats.thinned,
         reason=run.marker_reason,
     )
+
+
+class AlertLog:
+    """Which alerts were reported already: each once, a new best accuracy once per value."""
+
+    def __init__(self) -> None:
+        self._seen: set[tuple[str, str, str]] = set()
+
+    def new(self, summaries: Iterable[RunSummary], *, infos: bool) -> list[tuple[str, Alert]]:
+        """Alerts of ``summaries`` not reported before, as ``(run, alert)``; infos only when
+        ``infos`` (not for what was there at start)."""
+        out = []
+        for s in summaries:
+            for a in s.alerts:
+                key = (s.name, a.kind, a.message if a.kind == "new_best" else "")
+                if key not in self._seen:
+                    self._seen.add(key)
+                    if infos or a.severity == WARNING:
+                        out.append((s.name, a))
+        return out
 
 
 # ------------------------------------------------------------------------------- chart maths

@@ -12,7 +12,9 @@ tensorboardX) gets only the panels whose tags it has, and the scalars view lists
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from facenet_cli import events as ev
 
@@ -27,6 +29,15 @@ def rich_color(plotext_color: str) -> str:
     if plotext_color in _RICH_NAMES:
         return _RICH_NAMES[plotext_color]
     return "bright_" + plotext_color[:-1] if plotext_color.endswith("+") else plotext_color
+
+
+class HasSeries(Protocol):
+    """A run as far as the panels care: its tags (the reader's runs and the UI's copies)."""
+
+    @property
+    def series(self) -> Mapping[str, object]:
+        """Tag -> its points."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -50,7 +61,7 @@ class Trace:
     colors: tuple[str, ...] = COLORS
     compare: bool = True
 
-    def resolve(self, run: ev.RunState | None) -> list[tuple[str, str]]:
+    def resolve(self, run: HasSeries | None) -> list[tuple[str, str]]:
         """The ``(tag, label)`` pairs to draw for ``run``."""
         if run is None:
             return []
@@ -138,6 +149,13 @@ PANELS: tuple[Panel, ...] = (
         (Trace(((ev.LFW_ACCURACY, "accuracy"), (ev.LFW_VAL_RATE, "VAL"))),),
     ),
     Panel(
+        "benchmarks",
+        "Benchmarks",
+        "benchmark accuracy (validate --benchmark, per benchmark)",
+        (Trace(families=((ev.BENCH_ACCURACY, "accuracy"),)),),
+        facenet=False,
+    ),
+    Panel(
         "memory",
         "Memory",
         "memory MB (TensorFlow current / peak)",
@@ -160,7 +178,11 @@ PANELS: tuple[Panel, ...] = (
 )
 
 FACENET_TAGS = frozenset((*ev.TRAIN_TAGS, *ev.LFW_TAGS, *ev.CLASSIFIER_TAGS, ev.HOST_RSS_MB))
-FACENET_FAMILIES = (ev.GPU_MEMORY_CURRENT_MB + "/", ev.GPU_MEMORY_PEAK_MB + "/")
+FACENET_FAMILIES = (
+    ev.GPU_MEMORY_CURRENT_MB + "/",
+    ev.GPU_MEMORY_PEAK_MB + "/",
+    *(base + "/" for base in ev.BENCHMARK_FAMILIES),
+)
 
 
 def is_facenet_tag(tag: str) -> bool:

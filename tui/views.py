@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
-from facenet_cli import events as ev
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Container, Vertical
@@ -15,6 +14,7 @@ from tui import charts, model, settings
 from tui.charts import SPARK_WIDTH, TagRow
 from tui.gpu import GpuView, format_gpus
 from tui.panels import PANELS, Panel, panel_by_key
+from tui.points import Run
 from tui.widgets import MetricChart
 
 
@@ -52,7 +52,7 @@ class ChartGrid(Container):
 
     def draw(
         self,
-        reader: ev.LogdirReader,
+        runs: Mapping[str, Run],
         panels: list[Panel],
         selected: str | None,
         marks: tuple[str, ...],
@@ -60,12 +60,9 @@ class ChartGrid(Container):
         smoothing: bool,
     ) -> None:
         """Draw ``panels`` for the selected run with the marked runs overlaid."""
-        drawn = []
-        with reader.lock:
-            shown = charts.shown_runs(reader.runs, selected, marks)
-            for panel in panels:
-                drawn.append((panel, *charts.panel_lines(panel, shown, smoothing=smoothing)))
-        for panel, lines, notes in drawn:
+        shown = charts.shown_runs(runs, selected, marks)
+        for panel in panels:
+            lines, notes = charts.panel_lines(panel, shown, smoothing=smoothing)
             self.query_one(f"#{panel.key}-chart", MetricChart).set_lines(lines, "; ".join(notes))
 
     def show_gpus(self, view: GpuView, runs_by_pid: dict[int, str]) -> None:
@@ -100,15 +97,13 @@ class ScalarsView(Vertical):
                 Text(label, justify="right" if right else "left"), key=key, width=width
             )
 
-    def show_run(self, reader: ev.LogdirReader, name: str | None) -> list[str]:
-        """List the tags of run ``name`` that match the filter; returns them, in order."""
-        with reader.lock:
-            rows = charts.tag_rows(reader.runs.get(name) if name else None)
-        return self.show(rows, self.query_one("#filter", Input).value)
+    def show_run(self, run: Run | None) -> list[str]:
+        """List the tags of ``run`` that match the filter; returns them, in order."""
+        return self.show(charts.tag_rows(run), self.query_one("#filter", Input).value)
 
     def show_tag(
         self,
-        reader: ev.LogdirReader,
+        runs: Mapping[str, Run],
         tag: str | None,
         selected: str | None,
         marks: tuple[str, ...],
@@ -118,9 +113,9 @@ class ScalarsView(Vertical):
         """Chart ``tag`` of the selected run and of the marked runs."""
         lines = []
         if tag is not None:
-            with reader.lock:
-                shown = charts.shown_runs(reader.runs, selected, marks)
-                lines = charts.tag_lines(tag, shown, smoothing=smoothing)
+            lines = charts.tag_lines(
+                tag, charts.shown_runs(runs, selected, marks), smoothing=smoothing
+            )
         chart = self.query_one("#tag-chart", MetricChart)
         chart.title = tag or "no tag matches the filter"
         chart.set_lines(lines)
@@ -164,23 +159,13 @@ class ConfigView(Vertical):
         yield Static("", id="config-summary")
         yield DataTable(id="settings", cursor_type="row", zebra_stripes=False)
 
-    def show_runs(
-        self, reader: ev.LogdirReader, summaries: list[model.RunSummary], models_dir: Path | None
-    ) -> None:
-        """Find the runs' ``config.toml`` files and show them."""
-        configs: list[tuple[dict[str, Any], str] | None] = []
-        with reader.lock:
-            for s in summaries:
-                found = model.run_config(reader.runs[s.name], models_dir)
-                configs.append(None if found is None else (found[0], str(found[1])))
-        self.show(summaries, configs)
-
     def show(
         self,
         summaries: list[model.RunSummary],
         configs: list[tuple[dict[str, Any], str] | None],
     ) -> None:
-        """Render the runs' settings (``configs`` in the order of ``summaries``)."""
+        """Render the runs' settings (``configs`` in the order of ``summaries``, as the polling
+        thread found them)."""
         shown = (
             [(s.name, s.best_accuracy, s.best_accuracy_step) for s in summaries],
             [c[0] if c else None for c in configs],
