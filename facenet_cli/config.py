@@ -155,6 +155,12 @@ class ValidateConfig:
     roc: Path | None = None
     xla: bool | None = None  # None = XLA_DEFAULT for the device
     record_threshold: bool = True
+    benchmark: tuple[str, ...] = ()  # NAME=PATH each: several benchmarks in one table
+    worst: int = 0  # list the N most confident false accepts and false rejects
+    worst_png: Path | None = None  # and draw them as a contact sheet
+    events_dir: Path | None = None  # None = the run's log folder when MODEL is a run
+    all_checkpoints: bool = False  # every checkpoint of the run, in step order
+    embedding_cache: bool = True  # reuse embeddings of (model, image) from an earlier run
 
 
 @dataclass(frozen=True)

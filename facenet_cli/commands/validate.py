@@ -91,6 +91,45 @@ def register(app: typer.Typer) -> None:
                 show_default=False,
             ),
         ] = None,
+        benchmark: Annotated[
+            list[str] | None,
+            typer.Option(
+                help="NAME=PATH, repeatable: validate on several benchmarks and print one table "
+                "(NAME: lfw, cfp_ff, cfp_fp, agedb_30, calfw, cplfw; PATH: an insightface .bin "
+                "pack, the CFP folder, or an image folder / pairs file). Give MODEL alone then.",
+                show_default=False,
+            ),
+        ] = None,
+        all_checkpoints: Annotated[
+            bool,
+            typer.Option(
+                "--all-checkpoints",
+                help="Validate every checkpoint of the run MODEL, in step order (accuracy over "
+                "steps, written as events).",
+            ),
+        ] = False,
+        worst: Annotated[
+            int,
+            typer.Option(min=0, help="List the N most confident false accepts and rejects."),
+        ] = 0,
+        worst_png: Annotated[
+            Path | None,
+            typer.Option(help="Draw the worst pairs as a contact sheet (PNG)."),
+        ] = None,
+        events_dir: Annotated[
+            Path | None,
+            typer.Option(
+                help="Write the benchmarks' figures as events here. Default: the run's log "
+                "folder when MODEL is a training run with one.",
+            ),
+        ] = None,
+        embedding_cache: Annotated[
+            bool,
+            typer.Option(
+                help="With benchmarks: reuse the embeddings of (model, image) of an earlier "
+                "run (under $FACENET_CACHE/embeddings).",
+            ),
+        ] = True,
         make_pairs: Annotated[
             Path | None,
             typer.Option(help="Instead of validating, write a pairs file for this aligned folder."),
@@ -106,7 +145,14 @@ def register(app: typer.Typer) -> None:
             ),
         ] = 300,
     ) -> None:
-        """Run the LFW 10-fold verification protocol (accuracy, VAL@FAR, AUC, EER)."""
+        """Run the LFW 10-fold verification protocol (accuracy, VAL@FAR, AUC, EER).
+
+        \b
+        Several benchmarks in one table:
+          facenet validate MODEL --benchmark lfw=lfw.bin --benchmark cfp_fp=cfp/
+        LFW_DIR may be an insightface verification pack (lfw.bin): read without running any
+        code a pickle could name (a pack that names code is refused, exit code 3).
+        """
         if make_pairs is not None:
             from facenet_cli.data.pairs import run_make_pairs
 
@@ -121,14 +167,19 @@ def register(app: typer.Typer) -> None:
                 )
             )
             return
-        from facenet_cli.evaluate.validate import run_validate
+        from facenet_cli.evaluate.validate import run_validate, uses_benchmarks
 
-        config = from_params(ValidateConfig, ctx.params)
+        config = from_params(ValidateConfig, {**ctx.params, "benchmark": tuple(benchmark or ())})
         if lfw_dir is None and model is None:
             from facenet_cli.demo.data import validate_config
 
             config = validate_config(config)
-        run_validate(config)
+        if uses_benchmarks(config):
+            from facenet_cli.evaluate.benchmark_job import run_benchmarks
+
+            run_benchmarks(config)
+        else:
+            run_validate(config)
 
     @app.command()
     def pairs(

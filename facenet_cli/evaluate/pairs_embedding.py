@@ -19,10 +19,17 @@ import numpy as np
 
 from facenet_cli.cpu import cpu_count
 from facenet_cli.errors import InputError
-from facenet_cli.evaluate.metrics import EvaluationResult, evaluate, metric_id
+from facenet_cli.evaluate.metrics import (
+    EvaluationResult,
+    distance,
+    evaluate,
+    fold_indices,
+    metric_id,
+)
 
 if TYPE_CHECKING:
     from facenet_cli.data.pairs_file import AnyPair
+    from facenet_cli.data.verification_pack import VerificationPack
 
 EmbedFn = Callable[[np.ndarray], np.ndarray]
 
@@ -42,6 +49,11 @@ class ValidationReport:
         nrof_forward: images through the model, flips included.
         embedding_seconds: wall time of reading and embedding.
         use_flipped_images: whether flipped embeddings were concatenated.
+        distances: per evaluated pair, the distance the protocol compared with its fold's
+            threshold (after the fold's mean subtraction with ``subtract_mean``).
+        pair_images: per evaluated pair, the names of its two images (paths, or
+            ``pack.bin#i`` for a verification pack).
+        issame: per evaluated pair, its label.
     """
 
     result: EvaluationResult
@@ -54,6 +66,9 @@ class ValidationReport:
     nrof_forward: int
     embedding_seconds: float
     use_flipped_images: bool
+    distances: np.ndarray | None = None
+    pair_images: list[tuple[str, str]] | None = None
+    issame: np.ndarray | None = None
 
     @property
     def nrof_pairs_used(self) -> int:
@@ -159,7 +174,7 @@ class CropCache:
     def __init__(self, max_bytes: int = CROP_CACHE_BYTES) -> None:
         self.max_bytes = int(max_bytes)
         self.decoded = 0
-        self._key: tuple[tuple[str, ...], int] | None = None
+        self._key: tuple[Any, int] | None = None
         self._crops: np.ndarray | None = None
 
     @property
@@ -170,23 +185,40 @@ class CropCache:
         self, paths: tuple[str, ...], image_size: int, batch_size: int
     ) -> Iterator[np.ndarray]:
         """Float32 ``(B, S, S, 3)`` batches of the crops of ``paths``, in order."""
-        key = (paths, image_size)
+        return self.stored(
+            paths,
+            len(paths),
+            image_size,
+            lambda: (b.numpy() for b in _dataset(paths, image_size, batch_size)),
+            batch_size,
+        )
+
+    def stored(
+        self,
+        source: Any,
+        count: int,
+        image_size: int,
+        decode: Callable[[], Iterable[np.ndarray]],
+        batch_size: int,
+    ) -> Iterator[np.ndarray]:
+        """Batches of ``count`` crops of ``source`` (any hashable key): from the cache when it
+        holds them, else from ``decode()`` (storing them as they stream past)."""
+        key = (source, image_size)
         if self._key == key and self._crops is not None:
-            for start in range(0, len(paths), batch_size):
+            for start in range(0, count, batch_size):
                 yield self._crops[start : start + batch_size].astype(np.float32)
             return
         self._key, self._crops = None, None  # another list: free the old crops first
-        fits = len(paths) * image_size * image_size * 3 <= self.max_bytes
-        crops = np.empty((len(paths), image_size, image_size, 3), np.uint8) if fits else None
+        fits = count * image_size * image_size * 3 <= self.max_bytes
+        crops = np.empty((count, image_size, image_size, 3), np.uint8) if fits else None
         done = 0
-        for batch in _dataset(paths, image_size, batch_size):
-            images = batch.numpy()
+        for images in decode():
             self.decoded += len(images)
             if crops is not None:
                 crops[done : done + len(images)] = images
             done += len(images)
             yield images
-        if crops is not None and done == len(paths):
+        if crops is not None and done == count:
             self._key, self._crops = key, crops
 
 
@@ -227,17 +259,36 @@ def embed_paths(
         if cache is not None
         else (b.numpy() for b in _dataset(keys, image_size, batch_size))
     )
-    parts: list[np.ndarray] = []
     with image_errors(paths):
-        for images in batches:
-            emb = _embed_batch(embed, images, use_flipped_images)
-            if emb.ndim != 2 or emb.shape[0] != len(images):
-                raise InputError(
-                    f"the model returned embeddings of shape {emb.shape} for {len(images)} images"
-                )
-            parts.append(emb.astype(np.float32, copy=False))
-            if on_batch is not None:
-                on_batch(len(images))
+        return embed_batches(embed, batches, use_flipped_images=use_flipped_images,
+                             on_batch=on_batch)  # fmt: skip
+
+
+def embed_batches(
+    embed: EmbedFn,
+    batches: Iterable[np.ndarray],
+    *,
+    use_flipped_images: bool = False,
+    on_batch: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Embed raw-pixel batches (float32 0..255) in order, checking what the model returns.
+
+    Returns:
+        ``(N, D)`` float32 (``2 D`` with flips); ``(0, 0)`` for no batches.
+
+    Raises:
+        InputError: a model that returns the wrong shape or non-finite values.
+    """
+    parts: list[np.ndarray] = []
+    for images in batches:
+        emb = _embed_batch(embed, images, use_flipped_images)
+        if emb.ndim != 2 or emb.shape[0] != len(images):
+            raise InputError(
+                f"the model returned embeddings of shape {emb.shape} for {len(images)} images"
+            )
+        parts.append(emb.astype(np.float32, copy=False))
+        if on_batch is not None:
+            on_batch(len(images))
     if not parts:
         return np.zeros((0, 0), np.float32)
     out = np.concatenate(parts, axis=0)
@@ -339,6 +390,7 @@ def evaluate_on_pairs(
         subtract_mean=subtract_mean,
         far_target=far_target,
     )
+    names = [str(p) for p in resolved.paths]
     return ValidationReport(
         result=result,
         lfw_dir=lfw_dir,
@@ -350,4 +402,119 @@ def evaluate_on_pairs(
         nrof_forward=len(images) * (2 if use_flipped_images else 1),
         embedding_seconds=seconds,
         use_flipped_images=use_flipped_images,
+        distances=protocol_distances(
+            paired[0::2], paired[1::2], nrof_folds, metric, subtract_mean=subtract_mean
+        ),
+        pair_images=list(zip(names[0::2], names[1::2], strict=True)),
+        issame=resolved.issame,
+    )
+
+
+def protocol_distances(
+    embeddings1: np.ndarray,
+    embeddings2: np.ndarray,
+    nrof_folds: int,
+    distance_metric: int,
+    *,
+    subtract_mean: bool = False,
+) -> np.ndarray:
+    """Per pair, the distance the protocol compares with its test fold's threshold.
+
+    Without ``subtract_mean`` the plain distance; with it, each fold's pairs after subtracting
+    that fold's training-fold mean embedding, as :func:`~facenet_cli.evaluate.metrics.evaluate`
+    does.
+    """
+    if not subtract_mean:
+        return distance(embeddings1, embeddings2, distance_metric)
+    out = np.empty(len(embeddings1), np.float64)
+    for test in fold_indices(len(embeddings1), nrof_folds):
+        lo, hi = int(test[0]), int(test[-1]) + 1
+        rows = [embeddings1[:lo], embeddings1[hi:], embeddings2[:lo], embeddings2[hi:]]
+        mean = np.mean(np.concatenate(rows), axis=0)
+        out[test] = distance(embeddings1[test] - mean, embeddings2[test] - mean, distance_metric)
+    return out
+
+
+def evaluate_on_pack(
+    embed: EmbedFn,
+    pack: VerificationPack,
+    *,
+    image_size: int,
+    batch_size: int = 100,
+    use_flipped_images: bool = False,
+    distance_metric: int | str = 0,
+    subtract_mean: bool = False,
+    nrof_folds: int = 10,
+    far_target: float = 1e-3,
+    on_start: Callable[[int], None] | None = None,
+    on_batch: Callable[[int], None] | None = None,
+    cache: CropCache | None = None,
+) -> ValidationReport:
+    """Run the protocol on an insightface verification pack: the same protocol as on a folder.
+
+    Each image is decoded once, in memory (``pack_batches``), and embedded; image ``2 i`` and
+    ``2 i + 1`` are pair ``i``; the pairs are split into ``nrof_folds`` contiguous folds.
+
+    Args:
+        embed: raw-pixel batch -> embeddings (see :func:`evaluate_on_pairs`).
+        pack: a pack read by ``read_pack``.
+        cache: keeps the decoded crops for the next call on the same pack (the training loop).
+        The others: as for :func:`evaluate_on_pairs`.
+
+    Raises:
+        InputError: fewer pairs than folds, an undecodable image, a faulty model.
+    """
+    from facenet_cli.data.verification_pack import pack_batches
+
+    metric = metric_id(distance_metric)
+    if pack.nrof_pairs < nrof_folds:
+        raise InputError(
+            f"{pack.path}: {pack.nrof_pairs} pairs; {nrof_folds} folds need at least {nrof_folds}"
+        )
+    n = len(pack.images)
+    if on_start is not None:
+        on_start(n)
+    t0 = time.perf_counter()
+    batches: Iterable[np.ndarray] = (
+        cache.stored(
+            ("pack", str(pack.path), id(pack.images)),
+            n,
+            image_size,
+            lambda: pack_batches(pack, image_size, batch_size),
+            batch_size,
+        )
+        if cache is not None
+        else pack_batches(pack, image_size, batch_size)
+    )
+    embeddings = embed_batches(
+        embed, batches, use_flipped_images=use_flipped_images, on_batch=on_batch
+    )
+    seconds = time.perf_counter() - t0
+    result = evaluate(
+        embeddings[0::2],
+        embeddings[1::2],
+        pack.issame,
+        nrof_folds=nrof_folds,
+        distance_metric=metric,
+        subtract_mean=subtract_mean,
+        far_target=far_target,
+    )
+    return ValidationReport(
+        result=result,
+        lfw_dir=pack.path,
+        pairs_path=pack.path,
+        nrof_pairs_listed=pack.nrof_pairs,
+        kept=np.arange(pack.nrof_pairs, dtype=np.int64),
+        missing=[],
+        nrof_images=n,
+        nrof_forward=n * (2 if use_flipped_images else 1),
+        embedding_seconds=seconds,
+        use_flipped_images=use_flipped_images,
+        distances=protocol_distances(
+            embeddings[0::2], embeddings[1::2], nrof_folds, metric, subtract_mean=subtract_mean
+        ),
+        pair_images=[
+            (pack.image_name(2 * i), pack.image_name(2 * i + 1)) for i in range(pack.nrof_pairs)
+        ],
+        issame=pack.issame,
     )

@@ -36,8 +36,24 @@ __all__ = [
     "ValidationReport",
     "embed_paths",
     "evaluate_on_pairs",
+    "configure_embedding",
     "run_validate",
+    "uses_benchmarks",
 ]
+
+
+def uses_benchmarks(config: ValidateConfig) -> bool:
+    """Whether the command line asks for the benchmark job (``benchmark_job.run_benchmarks``):
+    ``--benchmark``, ``--all-checkpoints``, ``--worst``, or a verification pack as the data."""
+    from facenet_cli.data.verification_pack import is_pack_file
+
+    return bool(
+        config.benchmark
+        or config.all_checkpoints
+        or config.worst
+        or config.worst_png is not None
+        or (config.lfw_dir is not None and is_pack_file(config.lfw_dir))
+    )
 
 
 # ------------------------------------------------------------------------------------ the job
@@ -60,7 +76,7 @@ def _resolve_inputs(config: ValidateConfig) -> tuple[Path, Path, Path]:
     return lfw_dir, Path(config.model), Path(pairs)
 
 
-def _configure(model: Any, config: ValidateConfig) -> tuple[EmbedFn, int, list[str]]:
+def configure_embedding(model: Any, config: ValidateConfig) -> tuple[EmbedFn, int, list[str]]:
     """The embedding function and crop size: the model's sidecar, unless a flag says otherwise.
 
     Returns:
@@ -130,7 +146,7 @@ def run_validate(config: ValidateConfig) -> ValidationReport:
     if (note := non_image_note(lfw_dir)) is not None:
         console.print(f"[yellow]warning:[/] {note}", highlight=False, soft_wrap=True)
     model = load_embedding_model(model_path)
-    embed, crop, notes = _configure(model, config)
+    embed, crop, notes = configure_embedding(model, config)
     for note in notes:
         console.print(f"[yellow]warning:[/] {note}", highlight=False, soft_wrap=True)
 

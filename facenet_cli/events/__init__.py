@@ -25,6 +25,15 @@ from facenet_cli.events.reader import (
 from facenet_cli.events.records import RecordScan, frame_record, masked_crc32c, split_records
 from facenet_cli.events.runs import DEFAULT_POINT_CAP, FileCursor, RunState, ScalarSeries
 from facenet_cli.events.tags import (
+    BENCH_ACCURACY,
+    BENCH_ACCURACY_STD,
+    BENCH_AUC,
+    BENCH_EER,
+    BENCH_FAR,
+    BENCH_THRESHOLD,
+    BENCH_TIME,
+    BENCH_VAL_RATE,
+    BENCHMARK_FAMILIES,
     CLASSIFIER_TAGS,
     CLS_ACCURACY,
     CLS_CENTER_LOSS,
@@ -60,11 +69,21 @@ from facenet_cli.events.tags import (
     TRIPLETS_SELECTED,
     VAL_ACCURACY,
     VAL_LOSS,
+    benchmark_tag,
     gpu_tag,
 )
 from facenet_cli.events.writer import EventWriter
 
 __all__ = [
+    "BENCH_ACCURACY",
+    "BENCH_ACCURACY_STD",
+    "BENCH_AUC",
+    "BENCH_EER",
+    "BENCH_FAR",
+    "BENCH_THRESHOLD",
+    "BENCH_TIME",
+    "BENCH_VAL_RATE",
+    "BENCHMARK_FAMILIES",
     "CLASSIFIER_TAGS",
     "CLS_ACCURACY",
     "CLS_CENTER_LOSS",
@@ -114,6 +133,7 @@ __all__ = [
     "RunState",
     "ScalarSeries",
     "frame_record",
+    "benchmark_tag",
     "gpu_tag",
     "masked_crc32c",
     "split_records",

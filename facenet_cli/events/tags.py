@@ -36,6 +36,27 @@ LFW_AUC = "lfw/auc"
 LFW_EER = "lfw/eer"
 TIME_LFW = "time/lfw"
 
+# Named benchmarks (``validate --benchmark``, the trainer's multi-benchmark evaluation), one
+# value per evaluation: ``<base>/<benchmark>``, e.g. ``benchmark/accuracy/cfp_fp``.
+BENCH_ACCURACY = "benchmark/accuracy"
+BENCH_ACCURACY_STD = "benchmark/accuracy_std"
+BENCH_VAL_RATE = "benchmark/val_rate"
+BENCH_FAR = "benchmark/far"
+BENCH_AUC = "benchmark/auc"
+BENCH_EER = "benchmark/eer"
+BENCH_THRESHOLD = "benchmark/threshold"
+BENCH_TIME = "benchmark/seconds"
+BENCHMARK_FAMILIES = (
+    BENCH_ACCURACY,
+    BENCH_ACCURACY_STD,
+    BENCH_VAL_RATE,
+    BENCH_FAR,
+    BENCH_AUC,
+    BENCH_EER,
+    BENCH_THRESHOLD,
+    BENCH_TIME,
+)
+
 TRAIN_TAGS = (
     LOSS,
     LEARNING_RATE,
@@ -69,6 +90,11 @@ CLASSIFIER_TAGS = (
     VAL_LOSS,
     VAL_ACCURACY,
 )
+
+
+def benchmark_tag(base: str, benchmark: str) -> str:
+    """Per-benchmark tag, e.g. ``benchmark_tag(BENCH_ACCURACY, "cfp_fp")``."""
+    return f"{base}/{benchmark}"
 
 
 def gpu_tag(base: str, device: str) -> str:

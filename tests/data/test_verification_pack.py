@@ -187,7 +187,8 @@ def test_cfp_layout_folds_and_aligned_png_fallback(tmp_path):
     assert fp.pairs is not None and ff.pairs is not None
     first = fp.pairs[0]
     assert first.issame and first.path1.endswith("001/frontal/01.png")
-    assert first.path2.endswith("001/profile/01.png") and ff.pairs[0].path2.endswith("frontal/01.png")
+    assert first.path2.endswith("001/profile/01.png")
+    assert ff.pairs[0].path2.endswith("frontal/01.png")
     # fold 1: 2 same then 2 different, then fold 2
     assert [p.issame for p in fp.pairs[:6]] == [True, True, False, False, True, True]
     assert fp.root is not None and (fp.root / first.path1).is_file()
