@@ -1,151 +1,48 @@
-"""Load an embedding model from a run, a checkpoint, an export, a SavedModel or a .keras file.
+"""Load an embedding model from any form the commands accept: one row per format in ``FORMATS``.
 
-Every loaded model is wrapped as an ``EmbeddingModel`` whose ``embed`` takes RAW pixels
-(float32 0..255, ``(N, S, S, 3)``, RGB), applies the model's own preprocessing (colour order,
-standardisation, both stated in its ``model.json``) and returns L2-normalised embeddings,
-always in inference mode. ``embedding_fn`` wraps an in-memory Keras model the same way, and
-``embed_tensor`` is the one TensorFlow definition of that computation, shared with the export.
+Runs, checkpoints (ours and the original's TF1 ones), exports, SavedModels and ``.keras`` files
+are loaded here; frozen TF1 graphs (``frozen_graph.py``), ONNX (``onnx_model.py``) and TFLite
+(``tflite_model.py``) files by their own modules. Every loaded model is an ``EmbeddingModel``
+(``embedding_model.py``) whose ``embed`` takes raw pixels and returns L2-normalised embeddings.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from facenet_cli.errors import InputError
-from facenet_cli.models.sidecar import SIDECAR_NAME, ModelInfo, read_model_info
+from facenet_cli.models.embedding_model import (
+    EMBED_BATCH,
+    EmbeddingModel,
+    EmbedFn,
+    batched,
+    embed_tensor,
+    embedding_fn,
+    standardize_tensor,
+)
+from facenet_cli.models.sidecar import SIDECAR_NAME, ModelInfo, read_model_info, sidecar_near
+
+__all__ = [
+    "EMBED_BATCH",
+    "FORMATS",
+    "EmbedFn",
+    "EmbeddingModel",
+    "build_model",
+    "embed_tensor",
+    "embedding_fn",
+    "load_embedding_model",
+    "load_pretrained",
+    "standardize_tensor",
+]
 
 KERAS_FILE_NAME = "model.keras"
 SAVED_MODEL_DIR = "saved_model"
-EMBED_BATCH = 128  # images per forward pass inside ``embed``; bounds memory for big models
-
-EmbedFn = Callable[[np.ndarray], np.ndarray]
-
-
-def standardize_tensor(images: Any, mode: str) -> Any:
-    """Standardise a float32 batch of raw pixels: ``per_image``, ``fixed`` or ``none``.
-
-    The same function the data pipeline uses, so training and export cannot drift apart.
-    """
-    from facenet_cli.data.pipeline import standardize
-
-    return standardize(images, mode)
-
-
-def embed_tensor(keras_model: Any, info: ModelInfo, images: Any) -> Any:
-    """Raw pixels (any real dtype, RGB) -> L2-normalised embeddings, in inference mode.
-
-    This is the single definition of the embedding computation: the in-memory wrapper, the
-    loaded models and the exported SavedModel all run exactly this.
-    """
-    import tensorflow as tf
-
-    x = tf.cast(images, tf.float32)
-    if info.color_order == "BGR":
-        x = x[..., ::-1]
-    x = standardize_tensor(x, info.standardization)
-    if not info.flip_fusion:
-        prelogits = keras_model(x, training=False)
-        # The original normalises with epsilon 1e-10 (tf.nn.l2_normalize(prelogits, 1, 1e-10)).
-        return tf.math.l2_normalize(prelogits, axis=1, epsilon=1e-10)
-    # One forward pass over the faces and their mirror images; each half normalised, summed and
-    # normalised again, so a face and its mirror image have the same embedding.
-    both = tf.math.l2_normalize(
-        keras_model(tf.concat([x, x[:, :, ::-1, :]], axis=0), training=False),
-        axis=1, epsilon=1e-10,
-    )  # fmt: skip
-    face, mirror = tf.split(both, 2, axis=0)
-    return tf.math.l2_normalize(face + mirror, axis=1, epsilon=1e-10)
-
-
-def _batched(fn: Callable[[Any], Any], info: ModelInfo, batch_size: int) -> EmbedFn:
-    size = info.image_size
-
-    def embed(images: np.ndarray) -> np.ndarray:
-        images = np.asarray(images)
-        if images.ndim != 4 or images.shape[1:] != (size, size, 3):
-            raise ValueError(
-                f"expected images of shape (N, {size}, {size}, 3), got {tuple(images.shape)}"
-            )
-        if len(images) == 0:
-            return np.zeros((0, info.embedding_size), np.float32)
-        images = images.astype(np.float32, copy=False)
-        parts = [
-            np.asarray(fn(images[i : i + batch_size]), dtype=np.float32)
-            for i in range(0, len(images), batch_size)
-        ]
-        return np.concatenate(parts, axis=0)
-
-    return embed
-
-
-def embedding_fn(
-    keras_model: Any, info: ModelInfo, batch_size: int = EMBED_BATCH, *, xla: bool = False
-) -> EmbedFn:
-    """Wrap an in-memory Keras model as ``raw pixel batch -> L2-normalised embeddings``.
-
-    The wrapper reads the model's current weights at every call (the training loop evaluates
-    through it between epochs) and always runs in inference mode.
-
-    Args:
-        keras_model: a model from ``create_model`` (standardised images -> prelogits).
-        info: its sidecar (image size, standardisation, colour order).
-        batch_size: images per forward pass.
-        xla: compile the forward pass with XLA (``jit_compile``; one compilation per batch
-            shape, so a run's last, shorter batch compiles once more).
-
-    Returns:
-        A function taking float32 raw pixels ``(N, S, S, 3)`` and returning ``(N, D)`` numpy.
-    """
-    import tensorflow as tf
-
-    spec = tf.TensorSpec((None, info.image_size, info.image_size, 3), tf.float32)
-
-    @tf.function(input_signature=[spec], reduce_retracing=True, jit_compile=xla)
-    def forward(images: Any) -> Any:
-        return embed_tensor(keras_model, info, images)
-
-    return _batched(forward, info, batch_size)
-
-
-@dataclass
-class EmbeddingModel:
-    """A loaded embedding model.
-
-    Attributes:
-        info: the model's sidecar.
-        source: what it was loaded from (run dir, checkpoint prefix, file or folder).
-        keras_model: the Keras model when the source holds one (None for a bare SavedModel).
-        kind: ``checkpoint``, ``tf1_checkpoint``, ``keras`` or ``saved_model``.
-    """
-
-    info: ModelInfo
-    source: Path
-    keras_model: Any = None
-    kind: str = "checkpoint"
-    handle: Any = field(default=None, repr=False)  # keeps a loaded SavedModel alive
-    _embed: EmbedFn | None = field(default=None, repr=False)
-
-    def embed(self, images: np.ndarray) -> np.ndarray:
-        """Float32 raw pixels ``(N, S, S, 3)`` 0..255 RGB -> L2-normalised ``(N, D)``."""
-        if self._embed is None:
-            self._embed = embedding_fn(self.keras_model, self.info)
-        return self._embed(images)
-
-    def embedder(self, *, xla: bool = False) -> EmbedFn:
-        """The function behind ``embed``; ``xla`` compiles a Keras model's forward pass with XLA.
-
-        A bare SavedModel runs the graph it was saved with, so ``xla`` does not apply to it.
-        """
-        if xla and self.keras_model is not None:
-            return embedding_fn(self.keras_model, self.info, xla=True)
-        return self.embed
-
 
 # ------------------------------------------------------------------------------------ building
 
@@ -228,39 +125,134 @@ def _shape_mismatch(keras_model: Any, names: dict[str, list[int]], key: str) -> 
 # ------------------------------------------------------------------------------------- loading
 
 
+@dataclass(frozen=True)
+class ModelFormat:
+    """One form a model can take on disk.
+
+    Attributes:
+        kind: the ``EmbeddingModel.kind`` it loads as (a checkpoint may load as either kind).
+        what: how error messages name it.
+        find: ``path`` -> what to load when ``path`` holds this format, else None.
+        load: that -> the loaded model.
+    """
+
+    kind: str
+    what: str
+    find: Callable[[Path], Path | None]
+    load: Callable[[Path], EmbeddingModel]
+
+
+def _file(suffix: str) -> Callable[[Path], Path | None]:
+    def find(path: Path) -> Path | None:
+        return path if path.is_file() and path.suffix.lower() == suffix else None
+
+    return find
+
+
+def _inside(*parts: str) -> Callable[[Path], Path | None]:
+    def find(path: Path) -> Path | None:
+        return path if path.is_dir() and path.joinpath(*parts).exists() else None
+
+    return find
+
+
+def _find_saved_model(path: Path) -> Path | None:
+    if path.is_file() and path.name == "saved_model.pb":
+        return path.parent
+    return path if path.is_dir() and (path / "saved_model.pb").exists() else None
+
+
+def _find_frozen_graph(path: Path) -> Path | None:
+    if path.is_file() and path.suffix == ".pb" and path.name != "saved_model.pb":
+        return path
+    return None
+
+
+def _find_checkpoint(path: Path) -> Path | None:
+    if path.is_dir():
+        return newest_checkpoint(path)
+    return path if Path(f"{path}.index").exists() else None
+
+
+def _frozen_graph(path: Path) -> EmbeddingModel:
+    from facenet_cli.models.frozen_graph import load_frozen_graph
+
+    return load_frozen_graph(path)
+
+
+def _onnx(path: Path) -> EmbeddingModel:
+    from facenet_cli.models.onnx_model import load_onnx_model
+
+    return load_onnx_model(path)
+
+
+def _tflite(path: Path) -> EmbeddingModel:
+    from facenet_cli.models.tflite_model import load_tflite_model
+
+    return load_tflite_model(path)
+
+
+# Tried in this order; the first whose ``find`` answers loads the model. A folder with a
+# SavedModel or an export wins over checkpoints beside them; the original's released folder
+# (``.pb`` beside ``model-<name>.meta`` and the ckpt) loads through its checkpoint.
+FORMATS: tuple[ModelFormat, ...] = (
+    ModelFormat("keras", ".keras file", _file(".keras"), lambda p: _load_keras_file(p)),
+    ModelFormat("frozen_graph", "frozen TF1 graph (.pb)", _find_frozen_graph, _frozen_graph),
+    ModelFormat("onnx", "ONNX model (.onnx)", _file(".onnx"), _onnx),
+    ModelFormat("tflite", "TFLite model (.tflite)", _file(".tflite"), _tflite),
+    ModelFormat("saved_model", "SavedModel", _find_saved_model, lambda p: _load_saved_model(p)),
+    ModelFormat(
+        "keras",
+        "export folder",
+        _inside(KERAS_FILE_NAME),
+        lambda p: _load_keras_file(p / KERAS_FILE_NAME),
+    ),  # fmt: skip
+    ModelFormat(
+        "saved_model",
+        "export folder",
+        _inside(SAVED_MODEL_DIR, "saved_model.pb"),
+        lambda p: _load_saved_model(p / SAVED_MODEL_DIR),
+    ),  # fmt: skip
+    ModelFormat(
+        "checkpoint", "run directory or checkpoint", _find_checkpoint, lambda p: _load_checkpoint(p)
+    ),  # fmt: skip
+)
+
+
 def load_embedding_model(path: str | Path) -> EmbeddingModel:
-    """Load an embedding model from any of the places the commands accept.
+    """Load an embedding model from any of the places the commands accept (``FORMATS``).
 
     ``path`` may be a run directory (newest checkpoint, ``model.json`` beside it), a checkpoint
     prefix (``.../ckpt-1200``, sidecar in its folder), an exported folder (``model.keras`` +
     ``saved_model/`` + ``model.json``), a SavedModel directory, a ``.keras`` file (sidecar
-    ``<stem>.json`` or ``model.json`` beside it), or an original TF1 checkpoint (folder or
-    prefix; its architecture is read from the variable names).
+    ``<stem>.json`` or ``model.json`` beside it), an original TF1 checkpoint (folder or
+    prefix; its architecture is read from the variable names), a frozen TF1 graph (``.pb``),
+    an ONNX or a TFLite file. A model without a sidecar gets the original's preprocessing, and
+    a line on stderr says which.
 
     Raises:
         InputError: nothing loadable at ``path``; the message says what was looked for.
     """
     path = Path(path).expanduser()
-    if path.is_file() and path.suffix == ".keras":
-        return _load_keras_file(path, _sidecar_near(path))
-    if path.is_dir():
-        if (path / "saved_model.pb").exists():
-            return _load_saved_model(path)
-        if (path / KERAS_FILE_NAME).exists():
-            return _load_keras_file(path / KERAS_FILE_NAME, _sidecar_near(path / KERAS_FILE_NAME))
-        if (path / SAVED_MODEL_DIR / "saved_model.pb").exists():
-            return _load_saved_model(path / SAVED_MODEL_DIR)
-        prefix = newest_checkpoint(path)
-        if prefix is None:
-            raise InputError(
-                f"{path}: no checkpoint, SavedModel or {KERAS_FILE_NAME} found in this directory"
-            )
-        return _load_checkpoint(prefix)
-    if Path(f"{path}.index").exists():
-        return _load_checkpoint(path)
+    for form in FORMATS:
+        found = form.find(path)
+        if found is not None:
+            model = form.load(found)
+            if model.assumed is not None:
+                from facenet_cli.progress import console
+
+                console.print(f"note: {model.assumed}", highlight=False, soft_wrap=True)
+            return model
     if not path.exists():
         raise InputError(f"{path}: no such model, run directory or checkpoint")
-    raise InputError(f"{path}: not a run directory, checkpoint, SavedModel or .keras file")
+    if path.is_dir():
+        raise InputError(
+            f"{path}: no checkpoint, SavedModel or {KERAS_FILE_NAME} found in this directory"
+        )
+    raise InputError(
+        f"{path}: not a run directory, checkpoint, SavedModel, .keras, frozen graph (.pb), "
+        ".onnx or .tflite file"
+    )
 
 
 def newest_checkpoint(directory: Path) -> Path | None:
@@ -290,11 +282,17 @@ def _load_checkpoint(prefix: Path) -> EmbeddingModel:
     except Exception as exc:  # noqa: BLE001 - any reader failure means "not a checkpoint"
         raise InputError(f"{prefix}: unreadable checkpoint ({_first_line(exc)})") from None
     if tf1:
-        from facenet_cli.models.tf1_import import import_tf1_checkpoint
+        from facenet_cli.models.tf1_import import (
+            assumed_preprocessing,
+            import_tf1_checkpoint,
+            release_image_size,
+        )
 
         info = read_model_info(sidecar) if sidecar.exists() else None
-        model, info = import_tf1_checkpoint(prefix, info=info)
-        return EmbeddingModel(info, prefix, model, kind="tf1_checkpoint")
+        size = None if info is not None else release_image_size(prefix)
+        model, info = import_tf1_checkpoint(prefix, info=info, image_size=size or 160)
+        assumed = None if sidecar.exists() else assumed_preprocessing(prefix, info)
+        return EmbeddingModel(info, prefix, model, kind="tf1_checkpoint", assumed=assumed)
     if not sidecar.exists():
         raise InputError(f"{sidecar}: model sidecar not found next to checkpoint {prefix.name}")
     info = read_model_info(sidecar)
@@ -303,19 +301,14 @@ def _load_checkpoint(prefix: Path) -> EmbeddingModel:
     return EmbeddingModel(info, prefix, model, kind="checkpoint")
 
 
-def _sidecar_near(keras_file: Path) -> Path:
-    own = keras_file.with_suffix(".json")
-    return own if own.exists() else keras_file.parent / SIDECAR_NAME
-
-
-def _load_keras_file(path: Path, sidecar: Path) -> EmbeddingModel:
+def _load_keras_file(path: Path) -> EmbeddingModel:
     import keras
 
     # Registers the custom layers (Block35, ConvBN, ...) so safe-mode loading can find them.
     import facenet_cli.models.blocks  # noqa: F401
     import facenet_cli.models.squeezenet  # noqa: F401
 
-    info = read_model_info(sidecar)
+    info = read_model_info(sidecar_near(path))
     try:
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad archive
@@ -349,7 +342,7 @@ def _load_saved_model(directory: Path) -> EmbeddingModel:
 
     return EmbeddingModel(
         info, directory, None, kind="saved_model", handle=loaded,
-        _embed=_batched(forward, info, EMBED_BATCH),
+        _embed=batched(forward, info, EMBED_BATCH),
     )  # fmt: skip
 
 
@@ -362,8 +355,10 @@ def load_pretrained(keras_model: Any, source: str | Path) -> str:
     """Copy pretrained weights from ``source`` into an already built ``keras_model``.
 
     For ``--pretrained-model``: ``source`` may be anything ``load_embedding_model`` accepts.
-    Checkpoints (ours or the original's TF1 ones) are restored straight into ``keras_model``, so
-    its own input size is kept; exports and ``.keras`` files are loaded and their weights copied.
+    Checkpoints (ours or the original's TF1 ones) and frozen graphs of the original's networks
+    (their constants, by name) go straight into ``keras_model``, so its own input size is kept;
+    exports and ``.keras`` files are loaded and their weights copied. ONNX, TFLite and bare
+    SavedModels hold no weights to copy.
 
     Returns:
         What was loaded, e.g. ``"checkpoint .../ckpt-1200 (ema_model)"``.
@@ -373,6 +368,14 @@ def load_pretrained(keras_model: Any, source: str | Path) -> str:
     """
     path = Path(source).expanduser()
     prefix: Path | None = None
+    if _find_frozen_graph(path) is not None:
+        from facenet_cli.models.frozen_graph import load_frozen_weights
+
+        try:
+            load_frozen_weights(keras_model, path)
+        except ValueError as exc:  # the model has no TF1 original
+            raise InputError(f"{path}: {_first_line(exc)}") from None
+        return f"frozen graph {path}"
     if Path(f"{path}.index").exists():
         prefix = path
     elif path.is_dir() and not any(
@@ -391,7 +394,7 @@ def load_pretrained(keras_model: Any, source: str | Path) -> str:
         return f"checkpoint {prefix} ({restore_checkpoint(keras_model, prefix)})"
     loaded = load_embedding_model(path)
     if loaded.keras_model is None:
-        raise InputError(f"{path}: a bare SavedModel holds no Keras weights to start from")
+        raise InputError(f"{path}: a bare {loaded.kind} holds no Keras weights to start from")
     source_weights = loaded.keras_model.get_weights()
     shapes = [tuple(w.shape) for w in source_weights]
     if shapes != [tuple(int(d) for d in v.shape) for v in keras_model.weights]:

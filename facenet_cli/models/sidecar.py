@@ -97,6 +97,13 @@ def sidecar_path(path: Path) -> Path:
     return path if path.suffix == ".json" else path / SIDECAR_NAME
 
 
+def sidecar_near(model_file: Path) -> Path:
+    """The sidecar of a model file: ``<stem>.json`` beside it, else the folder's ``model.json``."""
+    model_file = Path(model_file)
+    own = model_file.with_suffix(".json")
+    return own if own.exists() else model_file.parent / SIDECAR_NAME
+
+
 def write_model_info(path: Path, info: ModelInfo) -> Path:
     """Write ``info`` as JSON to ``path`` (a ``.json`` file or a folder that gets ``model.json``).
 

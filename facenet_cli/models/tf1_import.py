@@ -15,6 +15,8 @@ batch norm has ``weights`` and ``BatchNorm/{beta,moving_mean,moving_variance}``;
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +29,44 @@ TF1_ROOTS = {
     "inception_resnet_v2": "InceptionResnetV2",
     "squeezenet": "squeezenet",
 }
-# The original's released models were trained with fixed image standardisation (2018 models).
+# The original's released models: the 2018 ones (512-d) were trained with fixed image
+# standardisation (``--use_fixed_image_standardization``), the 2017 ones (128-d) with per-image.
 DEFAULT_STANDARDIZATION = "fixed"
+_RELEASE_NAME = re.compile(r"(20\d\d)[01]\d[0-3]\d-\d{6}")  # 20180402-114759
+
+
+def original_standardization(name: str, embedding_size: int) -> tuple[str, str]:
+    """The standardisation the original used for a released model, and why it is chosen.
+
+    By the release date in ``name`` when it has one (``20170512-110547``: per-image; 2018:
+    fixed), else by the embedding size (the 2017 releases are 128-d, the 2018 ones 512-d).
+
+    Returns:
+        ``(mode, reason)``, e.g. ``("fixed", "the original's choice for its 2018 models")``.
+    """
+    match = _RELEASE_NAME.search(name)
+    if match is not None:
+        year = int(match.group(1))
+        mode = "per_image" if year <= 2017 else DEFAULT_STANDARDIZATION
+        return mode, f"the original's choice for its {year} models"
+    if embedding_size == 128:
+        return "per_image", "the original's choice for its 128-d (2017) models"
+    return DEFAULT_STANDARDIZATION, "the original's choice for its 512-d (2018) models"
+
+
+def assumed_preprocessing(source: str | Path, info: ModelInfo) -> str:
+    """The line that tells the user which preprocessing a model without a sidecar gets."""
+    _, reason = original_standardization(Path(source).name, info.embedding_size)
+    flag = {"fixed": " (--use-fixed-image-standardization)", "per_image": ""}.get(
+        info.standardization, ""
+    )
+    return (
+        f"{source}: no model.json, so {info.standardization} image standardisation{flag} is "
+        f"assumed, {reason}; {info.image_size} px {info.color_order}; a model.json beside it "
+        "sets another"
+    )
+
+
 EMA_SUFFIX = "/ExponentialMovingAverage"
 
 
@@ -117,6 +155,72 @@ def detect_architecture(prefix: str | Path) -> tuple[str, int]:
     )
 
 
+def release_image_size(prefix: str | Path) -> int | None:
+    """The input size of a released model folder, read from its one ``.meta`` graph.
+
+    The original saves ``model-<name>.meta`` beside the checkpoint; its ``input:0`` tensor has
+    the static shape the model was trained at. None when there is no single ``.meta`` or it
+    does not say.
+    """
+    import tensorflow as tf
+
+    metas = sorted(Path(prefix).parent.glob("*.meta"))
+    if len(metas) != 1:
+        return None
+    graph = tf.Graph()
+    with graph.as_default():
+        try:
+            tf.compat.v1.train.import_meta_graph(str(metas[0]), clear_devices=True)
+            shape = graph.get_tensor_by_name("input:0").shape
+        except Exception:  # noqa: BLE001 - a meta graph that does not say is no error
+            return None
+    if shape.rank != 4 or shape[1] is None:
+        return None
+    return int(shape[1])
+
+
+def assign_by_tf1_names(
+    keras_model: Any,
+    shapes: Mapping[str, Sequence[int]],
+    value: Callable[[str], Any],
+    where: str | Path,
+    use_moving_averages: bool = False,
+) -> int:
+    """Assign every variable of ``keras_model`` the value stored under its original TF1 name.
+
+    Args:
+        keras_model: a freshly built model of the source's architecture.
+        shapes: the source's name -> shape map.
+        value: name -> the stored value (numpy).
+        where: the source, for messages.
+        use_moving_averages: take ``<name>/ExponentialMovingAverage`` where the source has it.
+
+    Returns:
+        The number of variables assigned.
+
+    Raises:
+        InputError: a variable is missing or has another shape (names the first few).
+    """
+    mapping = tf1_variable_map(keras_model)
+    missing = [name for name in mapping if name not in shapes]
+    if missing:
+        raise InputError(
+            f"{where}: {len(missing)} of {len(mapping)} variables missing, e.g. "
+            f"{', '.join(missing[:3])}"
+        )
+    for name, variable in mapping.items():
+        key = name
+        if use_moving_averages and f"{name}{EMA_SUFFIX}" in shapes:
+            key = f"{name}{EMA_SUFFIX}"
+        if tuple(shapes[key]) != tuple(variable.shape):
+            raise InputError(
+                f"{where}: {key} has shape {tuple(shapes[key])}, the model expects "
+                f"{tuple(variable.shape)}"
+            )
+        variable.assign(value(key))
+    return len(mapping)
+
+
 def load_tf1_weights(
     keras_model: Any, prefix: str | Path, use_moving_averages: bool = False
 ) -> int:
@@ -138,24 +242,7 @@ def load_tf1_weights(
 
     reader = tf.train.load_checkpoint(str(prefix))
     shapes = reader.get_variable_to_shape_map()
-    mapping = tf1_variable_map(keras_model)
-    missing = [name for name in mapping if name not in shapes]
-    if missing:
-        raise InputError(
-            f"{prefix}: {len(missing)} of {len(mapping)} variables missing, e.g. "
-            f"{', '.join(missing[:3])}"
-        )
-    for name, variable in mapping.items():
-        key = name
-        if use_moving_averages and f"{name}{EMA_SUFFIX}" in shapes:
-            key = f"{name}{EMA_SUFFIX}"
-        if tuple(shapes[key]) != tuple(variable.shape):
-            raise InputError(
-                f"{prefix}: {key} has shape {tuple(shapes[key])}, the model expects "
-                f"{tuple(variable.shape)}"
-            )
-        variable.assign(reader.get_tensor(key))
-    return len(mapping)
+    return assign_by_tf1_names(keras_model, shapes, reader.get_tensor, prefix, use_moving_averages)
 
 
 def import_tf1_checkpoint(
@@ -163,7 +250,7 @@ def import_tf1_checkpoint(
     info: ModelInfo | None = None,
     *,
     image_size: int = 160,
-    standardization: str = DEFAULT_STANDARDIZATION,
+    standardization: str | None = None,
     use_moving_averages: bool = False,
 ) -> tuple[Any, ModelInfo]:
     """Build the architecture of an original TF1 checkpoint and load its weights.
@@ -174,7 +261,8 @@ def import_tf1_checkpoint(
             None it is inferred: architecture and embedding size from the variables, and
             ``image_size`` / ``standardization`` from the arguments.
         image_size: input size when ``info`` is None (the released models use 160).
-        standardization: ``fixed`` for the 2018 releases, ``per_image`` for the 2017 ones.
+        standardization: ``fixed`` for the 2018 releases, ``per_image`` for the 2017 ones;
+            None: the original's choice for this checkpoint (``original_standardization``).
         use_moving_averages: see ``load_tf1_weights``.
 
     Returns:
@@ -184,6 +272,8 @@ def import_tf1_checkpoint(
 
     model_def, embedding_size = detect_architecture(prefix)
     if info is None:
+        if standardization is None:
+            standardization, _ = original_standardization(Path(prefix).name, embedding_size)
         info = ModelInfo(model_def, embedding_size, image_size, standardization)
     elif info.model_def != model_def or info.embedding_size != embedding_size:
         raise InputError(

@@ -192,3 +192,50 @@ def write_tf1_checkpoint(
             out = sess.run(prelogits, {x: images})
             saver.save(sess, str(prefix), write_meta_graph=False)
     return out, names
+
+
+def _dropout_when_training(net, phase_train):
+    """The original's ``slim.dropout(is_training=phase_train)`` as TF1 builds it: Switch/Merge."""
+    off, on = tf.raw_ops.Switch(data=net, pred=phase_train)
+    return tf.raw_ops.Merge(inputs=[off, tf.nn.dropout(on, rate=0.5)]).output
+
+
+def write_release(
+    model_def: str, images: np.ndarray, folder: Path, name: str, bottleneck_size: int, seed: int = 1
+) -> np.ndarray:
+    """A model folder as the original releases it, and the original session's embeddings.
+
+    Builds the network in graph mode with the original's tensor names (``input`` an identity of
+    the image batch, ``phase_train`` a bool placeholder feeding dropout, ``embeddings`` the
+    L2-normalised prelogits), saves ``model-<name>.meta``, ``model-<name>.ckpt-<N>`` and the
+    ``checkpoint`` state file, and freezes the graph the original's way (``freeze_graph.py``:
+    ``convert_variables_to_constants`` on ``embeddings``) into ``<name>.pb``.
+
+    Args:
+        images: standardised images, fed to ``input:0`` with ``phase_train`` False.
+
+    Returns:
+        The embeddings the original's session computes for ``images``.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    graph = tf.Graph()
+    with graph.as_default():
+        v1.set_random_seed(seed)
+        batch = v1.placeholder(tf.float32, (None, *images.shape[1:]), name="image_batch")
+        x = tf.identity(batch, "input")
+        phase_train = v1.placeholder(tf.bool, name="phase_train")
+        prelogits = NETWORKS[model_def](x, bottleneck_size)
+        prelogits = _dropout_when_training(prelogits, phase_train)
+        embeddings = tf.nn.l2_normalize(prelogits, 1, 1e-10, name="embeddings")
+        saver = v1.train.Saver()
+        with v1.Session(graph=graph) as sess:
+            sess.run(v1.global_variables_initializer())
+            out = sess.run(embeddings, {x: images, phase_train: False})
+            saver.save(sess, str(folder / f"model-{name}.ckpt"), global_step=275,
+                       write_meta_graph=False)  # fmt: skip
+            v1.train.export_meta_graph(str(folder / f"model-{name}.meta"))
+            frozen = v1.graph_util.convert_variables_to_constants(
+                sess, graph.as_graph_def(), ["embeddings"]
+            )
+    (folder / f"{name}.pb").write_bytes(frozen.SerializeToString())
+    return out
