@@ -269,6 +269,14 @@ def pack_batches(pack: VerificationPack, image_size: int, batch_size: int) -> It
 
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    if not tf.config.list_physical_devices("GPU"):
+        # As for files (``pairs_embedding._dataset``): on a CPU the decoders share the cores
+        # with the forward pass; half of them keeps the model's intra-op threads running.
+        from facenet_cli.cpu import cpu_count
+
+        options = tf.data.Options()
+        options.threading.private_threadpool_size = max(1, cpu_count() // 2)
+        ds = ds.with_options(options)
     try:
         for batch in ds:
             yield batch.numpy()
