@@ -17,7 +17,7 @@ import typer
 from typer.core import TyperGroup
 
 from facenet_cli import __version__
-from facenet_cli.commands import align, board, demo, train, use, validate
+from facenet_cli.commands import align, board, demo, export, train, use, validate
 from facenet_cli.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_IO, FacenetError
 from facenet_cli.tf_quiet import quiet_tensorflow
 
@@ -142,7 +142,7 @@ def _root(
     quiet_tensorflow(_debug)
 
 
-for command_group in (align, train, validate, board, demo, use):
+for command_group in (align, train, validate, board, demo, use, export):
     command_group.register(app)
 
 

@@ -72,6 +72,19 @@ def embed_tensor(keras_model: Any, info: ModelInfo, images: Any) -> Any:
     return network_tensor(keras_model, info, preprocess_tensor(info, images))
 
 
+def l2_normalised(out: np.ndarray) -> np.ndarray:
+    """Numpy rows L2-normalised as the original does (epsilon 1e-10); idempotent on unit rows."""
+    flat = np.asarray(out, np.float32).reshape(len(out), -1)
+    norms = np.sqrt(np.maximum(np.sum(flat * flat, axis=1, keepdims=True), 1e-10))
+    return flat / norms
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def batched(fn: Callable[[Any], Any], info: ModelInfo, batch_size: int) -> EmbedFn:
     size = info.image_size
 

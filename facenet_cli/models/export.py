@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from facenet_cli.errors import FacenetError, InputError
 from facenet_cli.models.loading import (
     KERAS_FILE_NAME,
     SAVED_MODEL_DIR,
+    EmbeddingModel,
     embed_tensor,
     embedding_fn,
     load_embedding_model,
@@ -158,29 +160,103 @@ def check_parity(
     return diffs
 
 
-def run_export(source: Path, out: Path) -> Path:
-    """``facenet export SOURCE OUT``: load a run/checkpoint/export, write both forms, check parity.
+def run_export(
+    source: Path,
+    out: Path,
+    formats: Sequence[str] = (),
+    representative: Path | None = None,
+    max_representative: int = 200,
+) -> Path:
+    """``facenet export SOURCE OUT [--to FORMAT ...]``: write, reload and measure each form.
+
+    Always writes the SavedModel, the ``.keras`` file and the sidecar; ``formats`` adds rows of
+    ``export_formats.EXPORT_FORMATS`` (``pb``, ``onnx``, ``tflite``, ``tflite-fp16``,
+    ``tflite-int8``) to the same folder, each loaded back and compared with the Keras model.
+    A frozen graph of one of the original's networks is exported through a Keras model that
+    takes its constants by name.
+
+    Args:
+        representative: a folder of face crops whose images calibrate ``tflite-int8`` (and
+            are embedded by every parity check); default: synthetic images.
+        max_representative: at most this many of them.
 
     Raises:
-        InputError: ``source`` holds no loadable Keras model (a bare SavedModel cannot be
-            re-exported as ``.keras``).
-        ParityError: the exported embeddings differ from the in-memory ones by more than 1e-5.
+        InputError: ``source`` holds no Keras weights (a bare SavedModel, an ONNX or TFLite
+            file, a frozen graph of an unknown network).
+        ParityError, ExportParityError: an export's embeddings differ beyond its tolerance.
     """
+    from facenet_cli.models.export_formats import export_format, write_format
+
+    forms = [export_format(name) for name in dict.fromkeys(formats)]
     model = load_embedding_model(source)
-    if model.keras_model is None:
-        raise InputError(f"{source}: a bare SavedModel cannot be re-exported; give a run or .keras")
-    export_model(model.keras_model, model.info, out, check=False)
+    keras_model = _keras_model_of(model)
+    info = model.info
+    images = sample_images(info, 16)
+    faces = None
+    if representative is not None:
+        faces = read_faces(representative, info.image_size, max_representative)
+        images = faces[:16]
+    export_model(keras_model, info, out, check=False)
     try:
-        diffs = check_parity(model.keras_model, model.info, out)
-    except ParityError:
+        diffs = check_parity(keras_model, info, out, images)
+        written = [write_format(form, keras_model, info, out, images, faces) for form in forms]
+    except FacenetError:
         shutil.rmtree(out, ignore_errors=True)
         raise
-    info = model.info
     print(f"exported {model.source} ({info.model_def}, {info.embedding_size}-d, "
           f"{info.image_size} px, {info.standardization} standardization)")  # fmt: skip
     print(f"  SavedModel: {out / SAVED_MODEL_DIR}")
     print(f"  Keras:      {out / KERAS_FILE_NAME}")
     print(f"  sidecar:    {out / SIDECAR_NAME}")
-    print("  parity (max |diff| vs in-memory): "
+    for form, (path, diff) in zip(forms, written, strict=True):
+        print(f"  {form.name + ':':<12}{path}  (max |diff| vs Keras {diff:.1e})")
+    what = "representative faces" if faces is not None else "synthetic images"
+    print(f"  parity (max |diff| vs in-memory, {len(images)} {what}): "
           + ", ".join(f"{k} {v:.1e}" for k, v in diffs.items()))  # fmt: skip
     return out
+
+
+def _keras_model_of(model: EmbeddingModel) -> Any:
+    if model.keras_model is not None:
+        return model.keras_model
+    if model.kind == "frozen_graph":
+        from facenet_cli.models.frozen_graph import load_frozen_weights
+        from facenet_cli.models.loading import build_model
+        from facenet_cli.models.tf1_import import TF1_ROOTS
+
+        if model.info.model_def in TF1_ROOTS:
+            keras_model = build_model(model.info)
+            load_frozen_weights(keras_model, model.source)
+            return keras_model
+        raise InputError(
+            f"{model.source}: a frozen graph of an unknown network cannot be re-exported "
+            f"(known: {', '.join(TF1_ROOTS)})"
+        )
+    raise InputError(
+        f"{model.source}: a bare {model.kind} holds no Keras weights to export; give a run, a "
+        "checkpoint, an export or a .keras file"
+    )
+
+
+def read_faces(folder: Path, image_size: int, limit: int) -> np.ndarray:
+    """Up to ``limit`` images under ``folder`` (sorted), centre-cropped or padded to size.
+
+    Raises:
+        InputError: no readable image under ``folder``.
+    """
+    import tensorflow as tf
+
+    from facenet_cli.data.images import DecodeError, is_image, read_image
+
+    paths = sorted(p for p in Path(folder).rglob("*") if p.is_file() and is_image(p))[:limit]
+    faces = []
+    for path in paths:
+        try:
+            image = read_image(path)
+        except DecodeError:
+            continue  # a representative set only needs enough faces, not every file
+        crop = tf.image.resize_with_crop_or_pad(image, image_size, image_size)
+        faces.append(np.asarray(crop, np.float32))
+    if not faces:
+        raise InputError(f"{folder}: no readable images for the representative set")
+    return np.stack(faces)

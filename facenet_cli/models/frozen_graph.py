@@ -31,7 +31,7 @@ EMBEDDINGS = "embeddings:0"
 DEFAULT_IMAGE_SIZE = 160  # the released models' input, when the graph leaves it open
 FROZEN_MODEL_DEF = "frozen_graph"  # model_def of a graph whose architecture is not recognised
 _VARIABLE_OPS = {"Variable", "VariableV2", "VarHandleOp"}
-_NOT_OUTPUTS = {"Const", "NoOp", "Assert", "SaveV2", "RestoreV2", "Placeholder", "Identity"}
+_NOT_OUTPUTS = {"Const", "NoOp", "Assert", "SaveV2", "RestoreV2", "Placeholder"}
 _CANDIDATES = 6  # names listed per kind in an error
 
 
