@@ -209,7 +209,7 @@ def run_export(
     print(f"  Keras:      {out / KERAS_FILE_NAME}")
     print(f"  sidecar:    {out / SIDECAR_NAME}")
     for form, (path, diff) in zip(forms, written, strict=True):
-        print(f"  {form.name + ':':<12}{path}  (max |diff| vs Keras {diff:.1e})")
+        print(f"  {form.name + ':':<12} {path}  (max |diff| vs Keras {diff:.1e})")
     what = "representative faces" if faces is not None else "synthetic images"
     print(f"  parity (max |diff| vs in-memory, {len(images)} {what}): "
           + ", ".join(f"{k} {v:.1e}" for k, v in diffs.items()))  # fmt: skip
