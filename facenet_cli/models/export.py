@@ -14,6 +14,7 @@ signature ``serving_default`` (float32 0..255, also reachable as ``.serve``) and
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -248,7 +249,8 @@ def read_faces(folder: Path, image_size: int, limit: int) -> np.ndarray:
 
     from facenet_cli.data.images import DecodeError, is_image, read_image
 
-    paths = sorted(p for p in Path(folder).rglob("*") if p.is_file() and is_image(p))[:limit]
+    found = (Path(d) / name for d, _, names in os.walk(folder, followlinks=True) for name in names)
+    paths = sorted(p for p in found if is_image(p))[:limit]
     faces = []
     for path in paths:
         try:
