@@ -62,9 +62,17 @@ def register(app: typer.Typer) -> None:
     ``commands/validate.py`` declared the two-format export before the other formats existed;
     this one supersedes it, so the command has one declaration whatever the order of ``register``.
     """
-    app.registered_commands = [
-        c
-        for c in app.registered_commands
-        if (c.name or getattr(c.callback, "__name__", "")) != "export"
-    ]
     app.command("export")(export)
+    commands = app.registered_commands
+    ours = commands.pop()
+    earlier = [
+        i
+        for i, c in enumerate(commands)
+        if (c.name or getattr(c.callback, "__name__", "")) == "export"
+    ]
+    if earlier:  # in the earlier one's place, so --help lists the commands in the same order
+        commands[earlier[0]] = ours
+        for i in reversed(earlier[1:]):
+            del commands[i]
+    else:
+        commands.append(ours)
