@@ -19,9 +19,9 @@ from typer.core import TyperGroup
 from facenet_cli import __version__
 from facenet_cli.commands import align, board, demo, export, train, use, validate
 from facenet_cli.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_IO, FacenetError
-from facenet_cli.tf_quiet import quiet_tensorflow
+from facenet_cli.tf_quiet import DEBUG, debug_requested, quiet_tensorflow
 
-_debug = bool(os.environ.get("FACENET_DEBUG"))
+_debug = debug_requested()
 
 
 def normalize_option_names(args: list[str]) -> list[str]:
@@ -139,6 +139,9 @@ def _root(
 ) -> None:
     global _debug
     _debug = _debug or debug
+    if _debug:
+        # Every process this one starts (align workers, a subprocess) shows everything too.
+        os.environ[DEBUG] = "1"
     quiet_tensorflow(_debug)
 
 

@@ -10,7 +10,6 @@ the package (its normalisation, patch sampling, box regression and NMS rules), s
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,9 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facenet_cli.align import geometry as geo
-from facenet_cli.tf_quiet import quiet_fd2
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from facenet_cli.tf_quiet import quiet_tensorflow, quiet_unless_debug
 
 # PNet canvas area by device (see ``MtcnnDetector``; ``python -m benchmarks align`` measures it).
 GPU_CANVAS_PIXELS = 2_000_000
@@ -50,11 +47,12 @@ def _empty() -> Detections:
 
 
 def import_tensorflow():  # type: ignore[no-untyped-def]
-    """Import TensorFlow without its C++ start-up banner."""
+    """Import TensorFlow without its C++ start-up banner (unless ``--debug`` asks for it)."""
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
-    with quiet_fd2():
-        import tensorflow as tf
+    quiet_tensorflow()
+    import tensorflow as tf
+
     return tf
 
 
@@ -364,7 +362,7 @@ def shared_detector(
     """One detector per process and settings (building one loads weights and traces graphs)."""
     key = (int(min_face_size), tuple(float(t) for t in thresholds), float(factor))
     if key not in _CACHE:
-        with quiet_fd2():
+        with quiet_unless_debug():
             detector = MtcnnDetector(*key)
             # The first call creates the devices and traces PNet (more start-up notices).
             detector.detect([np.zeros((min_face_size, min_face_size, 3), np.uint8)])

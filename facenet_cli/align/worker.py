@@ -22,6 +22,7 @@ from facenet_cli.align.inputs import AlignInput
 from facenet_cli.align.journal import Record
 from facenet_cli.config import AlignConfig
 from facenet_cli.errors import StorageError
+from facenet_cli.tf_quiet import quiet_tensorflow
 
 if TYPE_CHECKING:
     import numpy as np
@@ -216,6 +217,9 @@ def worker_main(
     config: AlignConfig, tmp_tag: str, threads: int, tasks: Any, results: Any, parent_pid: int
 ) -> None:
     """Entry point of a worker process."""
+    # A spawned process starts bare: quiet it as the command line quiets itself (FACENET_DEBUG,
+    # set by ``--debug``, is inherited and leaves it talking).
+    quiet_tensorflow()
     _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator handles Ctrl-C
     try:
