@@ -3,10 +3,10 @@
 Rows (each a side-by-side comparison, so each has a ratio):
 
 - triplet training images/s of Inception-ResNet-v1 at 160 px, batch 90, through the training
-  loop's own ``TrainingGraph.train_step``: mixed precision and XLA, each against fp32;
+  loop's own ``TripletObjective.train_step``: mixed precision and XLA, each against fp32;
 - one 45 x 40 selection round: embedding its 1,800 images (the graph's ``embed``) plus
   ``select_triplets``, against the same embedding plus the original's per-pair selection loop;
-- pipeline efficiency of ``Trainer.train_round`` (``bench_train_pipeline.measure``);
+- pipeline efficiency of ``Trainer.train_steps`` (``bench_train_pipeline.measure``);
 - ``facenet align`` images/s on 500 photos against a per-image ``mtcnn`` loop on 50 of them;
 - validation images/s (``bench_embedding.measure``: PNG -> tf.data -> embed -> metrics) against
   the raw forward;
@@ -92,6 +92,8 @@ def _graph(sizes: Sizes, base: Path, **fields: Any) -> Any:
     from facenet_cli.config import TrainConfig
     from facenet_cli.models.sidecar import ModelInfo
     from facenet_cli.train.graph import TrainingGraph
+    from facenet_cli.train.objectives.triplet import TripletObjective
+    from facenet_cli.train.reporting import NullReporter
 
     config = TrainConfig(
         logs_base_dir=base / "logs", models_base_dir=base / "models", data_dir=str(base),
@@ -100,9 +102,9 @@ def _graph(sizes: Sizes, base: Path, **fields: Any) -> Any:
         learning_rate=0.01, **fields,
     )  # fmt: skip
     info = ModelInfo(sizes.model_def, config.embedding_size, sizes.image_size, "per_image")
-    graph = TrainingGraph(config, info)
+    graph = TrainingGraph(config, info, TripletObjective(config, NullReporter()))
     assert graph.xla == bool(fields.get("xla")), "XLA as asked (one device)"
-    return graph
+    return graph.objective  # its train_step and embed are the loop's
 
 
 def _sync(out: Any) -> None:
@@ -135,8 +137,8 @@ def training(
             f"batch {sizes.batch_size}",
             run_steps,
             lambda: run_steps(fp32),
-            ours_label=f"TrainingGraph.train_step ({label})",
-            baseline_label="TrainingGraph.train_step (fp32)",
+            ours_label=f"TripletObjective.train_step ({label})",
+            baseline_label="TripletObjective.train_step (fp32)",
             repeats=sizes.repeats,
             warmup=max(sizes.warmup, 1),  # the fp32 step's first call traces it
             units=sizes.batch_size * sizes.train_repeats,

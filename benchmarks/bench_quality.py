@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.harness import Comparison
-from facenet_cli.config import CLASSIFIER_LOSSES
+from facenet_cli.train.registry import HEADS
 
 REPO = Path(__file__).resolve().parent.parent
 RECIPE = REPO / "benchmarks" / "quality" / "lfw_dev_cpu.toml"
@@ -116,7 +116,7 @@ def recipes(minutes: float, base: Any) -> dict[str, Any]:
             max_nrof_epochs=max(1, round(minutes * TRIPLET_STEPS_PER_MINUTE / TRIPLET_EPOCH_SIZE)),
         ),  # fmt: skip
     }
-    for loss in CLASSIFIER_LOSSES:
+    for loss in HEADS:
         settings = {**options, "loss": loss, "epoch_size": epoch_size}
         if loss == "softmax":
             # The margin settings mean nothing to a plain softmax; the regulariser of the

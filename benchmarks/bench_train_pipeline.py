@@ -3,7 +3,7 @@
 The model's raw forward and raw train-step throughput are measured on in-memory tensors (the
 loop's own compiled ``embed`` and ``train_step`` functions, at the run's batch size). From them
 the time a selection round should take is computed: its selection images at raw forward speed
-plus its trained images at raw train speed. The real round (``Trainer.train_round``: sampling,
+plus its trained images at raw train speed. The real round (``Trainer.train_steps``: sampling,
 decoding and augmenting from disk, embedding, triplet selection, training, summaries) is timed
 on the same model and batch sizes. Efficiency = computed / real; target >= 85% (real <= 1.18x).
 
@@ -91,10 +91,10 @@ def measure(s: dict, gpu: bool, **config: Any) -> Comparison:
     import tensorflow as tf
 
     from facenet_cli.config import TrainConfig
-    from facenet_cli.train.loop import Trainer
+    from facenet_cli.train.interrupt import SigintFlag
     from facenet_cli.train.reporting import NullReporter
-    from facenet_cli.train.run import SigintFlag
     from facenet_cli.train.settings import resolve_config
+    from facenet_cli.train.trainer import Trainer
 
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
@@ -112,10 +112,15 @@ def measure(s: dict, gpu: bool, **config: Any) -> Comparison:
         step = tf.constant(0, tf.int64)
 
         def train_fn(batch):
-            return trainer.graph.train_step(batch, step)
+            return trainer.objective.train_step(batch, step)
 
         flag = SigintFlag()
-        trainer.train_round(0.01, flag)  # warm-up: traces the functions, fills caches
+
+        def one_round() -> None:
+            last = min((trainer.epoch + 1) * trainer.config.epoch_size, trainer.stop_step())
+            trainer.train_steps(last, 0.01, flag)
+
+        one_round()  # warm-up: traces the functions, fills caches
         trainer.state.set_epoch(trainer.epoch + 1)
         real: list[float] = []
         walls: list[float] = []
@@ -125,11 +130,11 @@ def measure(s: dict, gpu: bool, **config: Any) -> Comparison:
         for _ in range(s["rounds"]):
             # The best of three short measurements: the raw speeds are the model's best case,
             # so the computed round time is a lower bound and the efficiency conservative.
-            fwd = max(_raw_speed(trainer.graph.embed, images, n_raw, not gpu) for _ in range(3))
+            fwd = max(_raw_speed(trainer.objective.embed, images, n_raw, not gpu) for _ in range(3))
             trn = max(_raw_speed(train_fn, images, n_raw, not gpu) for _ in range(3))
             start = _clock(not gpu)
             wall = time.perf_counter()
-            trainer.train_round(0.01, flag)
+            one_round()
             real.append(_clock(not gpu) - start)
             walls.append(time.perf_counter() - wall)
             trainer.state.set_epoch(trainer.epoch + 1)

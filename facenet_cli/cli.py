@@ -145,7 +145,7 @@ def _root(
     quiet_tensorflow(_debug)
 
 
-for command_group in (align, train, validate, board, demo, use, export):
+for command_group in (align, train, validate, export, board, demo, use):
     command_group.register(app)
 
 

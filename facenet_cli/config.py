@@ -8,10 +8,13 @@ Defaults follow the original recipe (see the README's "Coming from the original"
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from facenet_cli.options import option
 
 
 def cache_dir() -> Path:
@@ -65,76 +68,256 @@ def resolve_xla(xla: bool | None, gpu: bool) -> bool:
 # What a fresh run uses for the options a resumed run keeps unless they are given again.
 DEFAULT_MAX_NROF_EPOCHS = 500
 DEFAULT_STRATEGY = "auto"
-# ``--loss``: triplets with online selection, or a classifier of the training people.
-LOSSES = ("triplet", "softmax", "arcface", "cosface")
-CLASSIFIER_LOSSES = LOSSES[1:]
+
+
+# ``--help`` panels of ``facenet train``.
+_DATA = "Data"
+_MODEL = "Model"
+_OPT = "Optimisation"
+_SEL = "Triplet selection"
+_LFW = "LFW evaluation"
+_CLS = "Classifier (--loss softmax/arcface/cosface)"
+_RUN = "Run"
+_LOSS_NAMES = "facenet_cli.train.registry:loss_names"
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """``facenet train``; ``None`` is "not given" (resolved before the run starts)."""
+    """``facenet train``; ``None`` is "not given" (resolved before the run starts).
 
-    logs_base_dir: Path = field(default_factory=default_logs_dir)
-    models_base_dir: Path = field(default_factory=default_models_dir)
-    data_dir: str | None = None  # one or more roots joined with ':'
-    model_def: str | None = None  # None = 'inception_resnet_v1' (or the resumed run's)
-    max_nrof_epochs: int | None = None  # None = DEFAULT_MAX_NROF_EPOCHS (or the resumed run's)
-    batch_size: int = 90
-    image_size: int = 160
-    people_per_batch: int = 45
-    images_per_person: int = 40
-    epoch_size: int = 1000
-    alpha: float = 0.2
-    embedding_size: int = 128
-    random_crop: bool = False
-    random_flip: bool = False
-    keep_probability: float = 1.0
-    weight_decay: float = 0.0
-    optimizer: str = "ADAGRAD"
-    learning_rate: float = 0.1
-    learning_rate_decay_epochs: int = 100
-    learning_rate_decay_factor: float = 1.0
-    learning_rate_schedule_file: Path | None = None
-    moving_average_decay: float = 0.9999
-    seed: int = 666
-    gpu_memory_fraction: float = 1.0
-    pretrained_model: Path | None = None
-    triplet_selection: str = "random"  # random | semi-hard | hard
-    selection_mode: str = "inference"  # inference | training
-    use_fixed_image_standardization: bool = False
-    resume: Path | None = None
-    max_steps: int | None = None
-    keep_checkpoints: int = 3
-    lfw_dir: Path | None = None
-    lfw_pairs: Path | None = None
-    lfw_nrof_folds: int | None = None  # None = the pairs file's "K N" header, else 10
-    lfw_distance_metric: int = 0
-    lfw_use_flipped_images: bool = False
-    lfw_subtract_mean: bool = False
-    lfw_batch_size: int = 100
-    strategy: str | None = None  # auto | one | mirrored | multiworker; None = DEFAULT_STRATEGY
-    mixed_precision: bool = False
+    Each field is one option, declared once (``facenet_cli.options``): the command line, the
+    ``--config`` check and the library's own check come from these declarations.
+    """
+
+    logs_base_dir: Path = option(
+        default_factory=default_logs_dir, panel=_RUN, help="Event files go to <this>/<run>/."
+    )
+    models_base_dir: Path = option(
+        default_factory=default_models_dir, panel=_RUN, help="Checkpoints go to <this>/<run>/."
+    )
+    data_dir: str | None = option(
+        None,
+        panel=_DATA,
+        shown_default="the demo faces",
+        help="Aligned dataset root(s), joined with ':'.",
+    )
+    model_def: str | None = option(
+        None,
+        panel=_MODEL,
+        shown_default="inception_resnet_v1, or demo_small on the demo faces",
+        help="Registered model (inception_resnet_v1, inception_resnet_v2, squeezenet, small, "
+        "small_pooled, mobilefacenet, demo_small; models.inception_resnet_v1 also works) or "
+        "package.module:function.",
+    )
+    max_nrof_epochs: int | None = option(
+        None,
+        min=1,
+        panel=_RUN,
+        shown_default=f"{DEFAULT_MAX_NROF_EPOCHS}, or the resumed run's",
+        help="Epochs to train.",
+    )
+    max_steps: int | None = option(None, min=1, panel=_RUN, help="Stop after this global step.")
+    batch_size: int = option(
+        90, min=1, panel=_OPT, help="Images per step; a multiple of 3 with --loss triplet."
+    )
+    image_size: int = option(160, min=8, panel=_DATA, help="Side of the model's input crop.")
+    people_per_batch: int = option(
+        45, min=2, panel=_SEL, help="Identities sampled per selection round."
+    )
+    images_per_person: int = option(40, min=2, panel=_SEL, help="Images sampled per identity.")
+    epoch_size: int = option(1000, min=1, panel=_RUN, help="Training steps per epoch.")
+    alpha: float = option(0.2, min=0.0, finite=True, panel=_SEL, help="Triplet margin.")
+    embedding_size: int = option(128, min=1, panel=_MODEL, help="Embedding dimensions.")
+    random_crop: bool = option(False, panel=_DATA, help="Random crops instead of centre crops.")
+    random_flip: bool = option(False, panel=_DATA, help="Mirror images left-right at random.")
+    keep_probability: float = option(
+        1.0, min=0.0, max=1.0, panel=_MODEL, help="Dropout keep probability."
+    )
+    weight_decay: float = option(
+        0.0, min=0.0, finite=True, panel=_MODEL, help="L2 weight decay of the kernels."
+    )
+    optimizer: str = option(
+        "ADAGRAD",
+        choices="facenet_cli.train.optimizers:OPTIMIZERS",
+        upper=True,
+        panel=_OPT,
+        help="ADAGRAD, ADADELTA, ADAM, RMSPROP or MOM.",
+    )
+    learning_rate: float = option(
+        0.1, finite=True, panel=_OPT, help="Initial rate; <= 0 uses --learning-rate-schedule-file."
+    )
+    learning_rate_decay_epochs: int = option(100, min=1, panel=_OPT, help="Epochs between decays.")
+    learning_rate_decay_factor: float = option(
+        1.0, finite=True, panel=_OPT, help="Factor of each decay."
+    )
+    learning_rate_schedule_file: Path | None = option(
+        None, panel=_OPT, help="Lines 'epoch: lr'; '-1' stops the run."
+    )
+    moving_average_decay: float = option(
+        0.9999,
+        min=0.0,
+        max=1.0,
+        panel=_OPT,
+        help="Decay of the weights' moving average (the exported model).",
+    )
+    seed: int = option(666, panel=_RUN, help="Seed of the sampling, the shuffles and the weights.")
+    gpu_memory_fraction: float = option(
+        1.0, min=0.0, max=1.0, panel=_RUN, help="Below 1: GPU memory grows on demand."
+    )
+    pretrained_model: Path | None = option(
+        None, panel=_MODEL, help="Checkpoint or model to start from."
+    )
+    triplet_selection: str = option(
+        "random",
+        choices="facenet_cli.train.triplets:MODES",
+        panel=_SEL,
+        help="random (the original's rule), semi-hard or hard.",
+    )
+    selection_mode: str = option(
+        "inference",
+        choices=("inference", "training"),
+        panel=_SEL,
+        help="Embed for selection in inference or training mode.",
+    )
+    use_fixed_image_standardization: bool = option(
+        False, panel=_DATA, help="(x - 127.5) / 128 instead of per-image."
+    )
+    resume: Path | None = option(
+        None, panel=_RUN, help="Run directory (or name) to continue at its exact step."
+    )
+    keep_checkpoints: int = option(3, min=1, panel=_RUN, help="Checkpoints kept.")
+    lfw_dir: Path | None = option(None, panel=_LFW, help="Aligned LFW (or pairs) images.")
+    lfw_pairs: Path | None = option(
+        None,
+        panel=_LFW,
+        shown_default="pairs.txt in or beside LFW_DIR, else the official file",
+        help="Pairs file, LFW or path-based (see `facenet pairs --help`).",
+    )
+    lfw_nrof_folds: int | None = option(
+        None,
+        min=2,
+        panel=_LFW,
+        shown_default="the K of the pairs file's 'K N' header, else 10",
+        help="Folds of the protocol (the official file's 10, or the folds `facenet pairs` drew).",
+    )
+    lfw_distance_metric: int = option(
+        0, min=0, max=1, panel=_LFW, help="0 squared Euclidean, 1 angular."
+    )
+    lfw_use_flipped_images: bool = option(
+        False, panel=_LFW, help="Concatenate each face's and its mirror's embedding."
+    )
+    lfw_subtract_mean: bool = option(
+        False, panel=_LFW, help="Subtract the embeddings' mean before the distances."
+    )
+    lfw_batch_size: int = option(100, min=1, panel=_LFW, help="Images per evaluation batch.")
+    strategy: str | None = option(
+        None,
+        choices="facenet_cli.train.distribute:STRATEGIES",
+        panel=_RUN,
+        shown_default=f"{DEFAULT_STRATEGY}, or the resumed run's",
+        help="auto (mirrored on 2+ GPUs, else one), one, mirrored (all local GPUs) or "
+        "multiworker (machines named by TF_CONFIG); see docs/distributed.md.",
+    )
+    mixed_precision: bool = option(
+        False, panel=_RUN, help="16-bit compute: float16 with loss scaling on GPU, bfloat16 on CPU."
+    )
     # Classifier training (``--loss softmax|arcface|cosface``); the original's train_softmax.py.
-    loss: str = "triplet"  # one of LOSSES
-    margin_scale: float | None = None  # None = the loss's published s (64)
-    margin: float | None = None  # None = the loss's published m (arcface 0.5, cosface 0.35)
-    easy_margin: bool = False
-    center_loss_factor: float = 0.0
-    center_loss_alfa: float = 0.95
-    prelogits_norm_loss_factor: float = 0.0
-    prelogits_norm_p: float = 1.0
-    prelogits_hist_max: float = 10.0
-    validation_set_split_ratio: float = 0.0
-    min_nrof_val_images_per_class: int = 0
-    validate_every_n_epochs: int = 5
-    random_rotate: bool = False
-    random_color: bool = False
-    flip_fusion: bool = False  # the model embeds a face and its mirror image (ModelInfo)
-    filter_filename: Path | None = None
-    filter_percentile: float = 100.0
-    filter_min_nrof_images_per_class: int = 0
-    deterministic: bool = False  # op determinism, fixed intra-op threads (train.graph)
-    xla: bool | None = None  # None = XLA_DEFAULT for the device
+    loss: str = option(
+        "triplet",
+        choices=_LOSS_NAMES,
+        panel=_CLS,
+        help="triplet (online selection), softmax (the original's classifier), arcface or "
+        "cosface (margin softmax); see the README's 'Which loss to pick'.",
+    )
+    margin_scale: float | None = option(
+        None,
+        min=0.0,
+        min_open=True,
+        finite=True,
+        panel=_CLS,
+        shown_default="the head's published s (64)",
+        help="Margin heads' scale s.",
+    )
+    margin: float | None = option(
+        None,
+        min=0.0,
+        max=math.pi / 2,
+        max_open=True,
+        panel=_CLS,
+        shown_default="the head's published m (arcface 0.5, cosface 0.35)",
+        help="Margin heads' margin m.",
+    )
+    easy_margin: bool = option(False, panel=_CLS, help="arcface: margin only for positive cosines.")
+    center_loss_factor: float = option(
+        0.0, min=0.0, finite=True, panel=_CLS, help="Center loss weight."
+    )
+    center_loss_alfa: float = option(0.95, min=0.0, max=1.0, panel=_CLS, help="Center update rate.")
+    prelogits_norm_loss_factor: float = option(
+        0.0, min=0.0, finite=True, panel=_CLS, help="Prelogits norm penalty."
+    )
+    prelogits_norm_p: float = option(
+        1.0, min=0.0, min_open=True, finite=True, panel=_CLS, help="Norm of the prelogits penalty."
+    )
+    prelogits_hist_max: float = option(
+        10.0,
+        min=0.0,
+        min_open=True,
+        finite=True,
+        panel=_CLS,
+        help="Clip of the prelogits histogram (prelogits_hist.npy).",
+    )
+    validation_set_split_ratio: float = option(
+        0.0,
+        min=0.0,
+        max=1.0,
+        max_open=True,
+        panel=_CLS,
+        help="Share of each class's images held out.",
+    )
+    min_nrof_val_images_per_class: int = option(
+        0, min=0, panel=_CLS, help="Classes with fewer held-out images are not split."
+    )
+    validate_every_n_epochs: int = option(
+        5, min=1, panel=_CLS, help="Epochs between validations on the held-out images."
+    )
+    random_rotate: bool = option(False, panel=_DATA, help="Rotate by up to 10 degrees.")
+    random_color: bool = option(
+        False, panel=_DATA, help="Random brightness, contrast, channel gains and grayscale."
+    )
+    flip_fusion: bool = option(
+        False,
+        panel=_DATA,
+        help="The model's embedding of a face is the normalised sum of the embeddings of the face "
+        "and its mirror image (two forward passes a face); recorded in model.json, so "
+        "evaluation, validate, compare, embed, classify and the export all use it.",
+    )
+    filter_filename: Path | None = option(
+        None, panel=_CLS, help="Distances to class centers (HDF5 or .npz)."
+    )
+    filter_percentile: float = option(
+        100.0,
+        min=0.0,
+        max=100.0,
+        panel=_CLS,
+        help="Images beyond this percentile of their class are dropped.",
+    )
+    filter_min_nrof_images_per_class: int = option(
+        0, min=0, panel=_CLS, help="Classes left with fewer images are dropped."
+    )
+    deterministic: bool = option(
+        False,
+        panel=_RUN,
+        help="Deterministic ops and 2 intra-op threads: the same weights for the seed on any "
+        "core count (same TensorFlow, same CPU instruction set).",
+    )
+    xla: bool | None = option(
+        None,
+        panel=_RUN,
+        shown_default="off on CPU, where it measured slower (BENCHMARKS.md); "
+        "off on GPU until measured there",
+        help="Compile the train step and the forward passes with XLA (jit_compile; one-device "
+        "runs).",
+    )
 
 
 @dataclass(frozen=True)
@@ -189,7 +372,7 @@ class DemoConfig:
     minutes: float = 2.5  # training length (see facenet_cli.demo.settings)
     out: Path | None = None
     seed: int = 666
-    loss: str = "triplet"  # one of LOSSES
+    loss: str = "triplet"  # one of facenet_cli.train.registry.loss_names()
     dry_run: bool = False
     json: bool = False
 

@@ -164,6 +164,9 @@ def test_train_option_values_outside_their_choices_are_usage_errors(tmp_path) ->
         assert result.exit_code == 2, (args, result.output)
         assert args[1] in result.output
     # Case is not significant for the optimizer (as the original's).
-    from facenet_cli.commands import checks
+    from facenet_cli.config import TrainConfig
+    from facenet_cli.options import check_options
 
-    assert checks.optimizer(" adam ") == " adam "
+    check_options(TrainConfig(optimizer=" adam "))
+    result = CliRunner().invoke(app, ["train", "--optimizer", "Adam", "--help"])
+    assert result.exit_code == 0, result.output

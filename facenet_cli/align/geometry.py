@@ -219,14 +219,6 @@ def onet_landmarks(boxes: np.ndarray, points: np.ndarray) -> np.ndarray:
     return np.stack([xs, ys], axis=2)
 
 
-def clip_boxes(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Clip to ``[0, width - 1] x [0, height - 1]`` (the `mtcnn` package's ``fit_to_image``)."""
-    out = boxes.copy()
-    out[:, [0, 2]] = np.clip(out[:, [0, 2]], 0, width - 1)
-    out[:, [1, 3]] = np.clip(out[:, [1, 3]], 0, height - 1)
-    return out
-
-
 def central_face_index(boxes: np.ndarray, height: int, width: int) -> int:
     """The original's choice of one face: maximise ``area - 2 * |centre offset|^2``."""
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])

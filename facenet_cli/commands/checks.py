@@ -32,9 +32,9 @@ def out_file(value: Path | None) -> Path | None:
 
 
 def _losses() -> Sequence[str]:
-    from facenet_cli.config import LOSSES
+    from facenet_cli.train.registry import loss_names
 
-    return LOSSES
+    return loss_names()
 
 
 def one_of(choices: Callable[[], Sequence[str]], *, upper: bool = False) -> Callable[..., Any]:
@@ -51,32 +51,4 @@ def one_of(choices: Callable[[], Sequence[str]], *, upper: bool = False) -> Call
     return check
 
 
-def _optimizers() -> Sequence[str]:
-    from facenet_cli.train.optimizers import OPTIMIZERS
-
-    return OPTIMIZERS
-
-
-def _triplet_modes() -> Sequence[str]:
-    from facenet_cli.train.triplets import MODES
-
-    return MODES
-
-
-def _selection_modes() -> Sequence[str]:
-    from facenet_cli.train.settings import SELECTION_MODES
-
-    return SELECTION_MODES
-
-
-def _strategies() -> Sequence[str]:
-    from facenet_cli.train.distribute import STRATEGIES
-
-    return STRATEGIES
-
-
-optimizer = one_of(_optimizers, upper=True)
-triplet_selection = one_of(_triplet_modes)
-selection_mode = one_of(_selection_modes)
-strategy = one_of(_strategies)
 loss = one_of(_losses)

@@ -57,22 +57,5 @@ def export(
 
 
 def register(app: typer.Typer) -> None:
-    """Declare ``facenet export`` on ``app``, in place of any earlier declaration of it.
-
-    ``commands/validate.py`` declared the two-format export before the other formats existed;
-    this one supersedes it, so the command has one declaration whatever the order of ``register``.
-    """
+    """Declare ``facenet export`` on ``app``."""
     app.command("export")(export)
-    commands = app.registered_commands
-    ours = commands.pop()
-    earlier = [
-        i
-        for i, c in enumerate(commands)
-        if (c.name or getattr(c.callback, "__name__", "")) == "export"
-    ]
-    if earlier:  # in the earlier one's place, so --help lists the commands in the same order
-        commands[earlier[0]] = ours
-        for i in reversed(earlier[1:]):
-            del commands[i]
-    else:
-        commands.append(ours)

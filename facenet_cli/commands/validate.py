@@ -1,4 +1,4 @@
-"""``facenet validate``, ``pairs`` and ``export``: evaluate a model, make pairs, export a model."""
+"""``facenet validate`` and ``pairs``: evaluate a model, make pairs files."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ _VALIDATE = ValidateConfig()
 
 
 def register(app: typer.Typer) -> None:
-    """Declare ``facenet validate``, ``pairs`` and ``export`` on ``app``."""
+    """Declare ``facenet validate`` and ``pairs`` on ``app``."""
 
     @app.command()
     def validate(
@@ -221,13 +221,3 @@ def register(app: typer.Typer) -> None:
         from facenet_cli.data.pairs import run_make_pairs
 
         run_make_pairs(PairsConfig(data_dir, out, nrof_folds, pairs_per_fold, seed, format))
-
-    @app.command()
-    def export(
-        source: Annotated[Path, typer.Argument(help="Run directory or checkpoint.")],
-        out: Annotated[Path, typer.Argument(help="Output folder (SavedModel + .keras + sidecar).")],
-    ) -> None:
-        """Export an embedding model as a SavedModel and a .keras file, and check parity."""
-        from facenet_cli.models.export import run_export
-
-        run_export(source, out)

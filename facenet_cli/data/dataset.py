@@ -138,11 +138,6 @@ def scan_dataset(
     return dataset, nested
 
 
-def count_images(dataset: Sequence[ImageClass]) -> int:
-    """Total number of images in the dataset."""
-    return sum(len(c) for c in dataset)
-
-
 def paths_and_labels(dataset: Sequence[ImageClass]) -> tuple[list[Path], list[int]]:
     """All image paths, class by class, with the class index of each (the original's order)."""
     paths: list[Path] = []

@@ -18,9 +18,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from facenet_cli.config import LOSSES, AlignConfig, DemoConfig, TrainConfig
+from facenet_cli.config import AlignConfig, DemoConfig, TrainConfig
 from facenet_cli.data.demo_faces import DEMO_IMAGE_SIZE, DEMO_MARGIN, DemoPaths
 from facenet_cli.errors import InputError
+from facenet_cli.train.registry import loss_names
 
 TRAIN_IMAGE_SIZE = DEMO_IMAGE_SIZE
 TRIPLET_OPTIONS: dict[str, Any] = {
@@ -63,15 +64,15 @@ STEPS_PER_MINUTE = {"triplet": 120, "classifier": 200}
 
 
 def train_options(loss: str = "triplet") -> dict[str, Any]:
-    """The demo's training settings for ``loss`` (one of ``LOSSES``).
+    """The demo's training settings for ``loss`` (one of ``registry.loss_names()``).
 
     Raises:
         InputError: an unknown ``loss``.
     """
     if loss == "triplet":
         return dict(TRIPLET_OPTIONS)
-    if loss not in LOSSES:
-        raise InputError(f"--loss {loss!r}: choose {', '.join(LOSSES)}")
+    if loss not in loss_names():
+        raise InputError(f"--loss {loss!r}: choose {', '.join(loss_names())}")
     extra = SOFTMAX_OPTIONS if loss == "softmax" else MARGIN_OPTIONS
     return {**CLASSIFIER_OPTIONS, **extra, "loss": loss}
 
@@ -133,7 +134,7 @@ def fill_train_params(params: dict[str, Any], paths: DemoPaths) -> dict[str, Any
     """
     loss = params.get("loss")
     # An unknown loss gets training's own error; the triplet settings fill the rest meanwhile.
-    demo = train_settings(paths, loss=loss if loss in LOSSES else "triplet")
+    demo = train_settings(paths, loss=loss if loss in loss_names() else "triplet")
     if params.get("lfw_dir") is not None:
         del demo["lfw_pairs"]  # pairs of the user's own evaluation folder, not the demo's
     return {**params, **{k: v for k, v in demo.items() if params.get(k) is None}}

@@ -271,26 +271,6 @@ class EvaluationResult:
             self._cache["eer"] = equal_error_rate(self.fpr, self.tpr)
         return self._cache["eer"]
 
-    def summary_lines(self) -> list[str]:
-        """The original's printed lines (VAL says so when the FAR target is out of reach)."""
-        lines = [f"Accuracy: {self.accuracy_mean:2.5f}+-{self.accuracy_std:2.5f}"]
-        if self.nrof_unreachable_folds == self.nrof_folds:
-            lines.append(f"Validation rate: FAR={self.far_target:2.5f} unreachable in every fold")
-        else:
-            note = (
-                f" (FAR target unreachable in {self.nrof_unreachable_folds} of "
-                f"{self.nrof_folds} folds)"
-                if self.nrof_unreachable_folds
-                else ""
-            )
-            lines.append(
-                f"Validation rate: {self.val_mean:2.5f}+-{self.val_std:2.5f} "
-                f"@ FAR={self.far_mean:2.5f}{note}"
-            )
-        lines.append(f"Area Under Curve (AUC): {self.auc:1.3f}")
-        lines.append(f"Equal Error Rate (EER): {self.eer:1.3f}")
-        return lines
-
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary and per-fold figures (NaN becomes None)."""
         return {

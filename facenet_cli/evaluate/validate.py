@@ -1,7 +1,7 @@
 """The validate job: ``facenet validate``.
 
 It loads a model, reconciles the command-line options with the model's ``model.json``, embeds
-the images of the pairs file through ``evaluate_on_pairs`` (``embedding.py``) and prints the
+the images of the pairs file through ``evaluate_on_pairs`` (``pairs_embedding.py``) and prints the
 results.
 """
 

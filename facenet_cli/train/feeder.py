@@ -9,6 +9,7 @@ paths into a queue and this pipeline decodes them (in parallel, a few batches ah
 from __future__ import annotations
 
 import queue
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,18 @@ import tensorflow as tf
 from facenet_cli.data.pipeline import decode_image, standardize
 
 MAX_ROTATION_DEGREES = 10.0
+
+
+class DecodeFailed(Exception):
+    """A batch held an image the pipeline could not decode (the pipeline is done after it).
+
+    Attributes:
+        paths: the batch's paths, among which the unreadable ones are.
+    """
+
+    def __init__(self, paths: list[str], error: Exception) -> None:
+        super().__init__(f"a batch of {len(paths)} images failed to decode: {error}")
+        self.paths = paths
 
 
 def rotate_image(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
@@ -79,7 +92,7 @@ class BatchFeeder:
         self.random_color = random_color
         self.fallback = fallback
         self._queue: queue.Queue[Any] = queue.Queue()
-        self._outstanding = 0
+        self._outstanding: deque[list[str]] = deque()  # paths of the batches not yet taken
         self.decoded = 0  # images put so far: each is decoded once
         signature = (tf.TensorSpec([None], tf.string), tf.TensorSpec([2], tf.int64))
         ds = tf.data.Dataset.from_generator(self._generate, output_signature=signature)
@@ -145,18 +158,27 @@ class BatchFeeder:
         for batch in batches:
             seed = rng.integers(0, 2**62, size=2, dtype=np.int64)
             self._queue.put((np.asarray(batch, dtype=object), seed))
+            self._outstanding.append(list(batch))
             self.decoded += len(batch)
-        self._outstanding += len(batches)
         return len(batches)
 
     def get(self) -> tf.Tensor:
-        """The next decoded batch, float32 ``(B, S, S, 3)``."""
-        self._outstanding -= 1
-        return next(self._iterator)
+        """The next decoded batch, float32 ``(B, S, S, 3)``.
+
+        Raises:
+            DecodeFailed: an image of this batch could not be decoded (batches come out in the
+                order they were put, so the error belongs to this batch).
+        """
+        paths = self._outstanding.popleft()
+        try:
+            return next(self._iterator)
+        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as exc:
+            self._outstanding.clear()
+            raise DecodeFailed(paths, exc) from None
 
     def discard(self) -> None:
         """Take and drop the batches queued but not taken (a round cut short)."""
-        while self._outstanding > 0:
+        while self._outstanding:
             self.get()
 
     def close(self) -> None:
@@ -207,9 +229,10 @@ def worker_batches(
 
 
 def embed_share(
-    feeder: BatchFeeder, graph: Any, batches: list[tuple[int, int, list[str]]], image_size: int
+    run: Any, embed: Any, batches: list[tuple[int, int, list[str]]], image_size: int
 ) -> tuple[np.ndarray, bool]:
-    """Embed this worker's part of each global batch (queued on ``feeder``) across the cluster.
+    """Embed this worker's part of each global batch (queued with ``run.feed``) across the
+    cluster (``embed(part, global_rows, offset)`` is a collective).
 
     After a decoding error the remaining batches go on with blank rows, so that the other
     workers' collectives still complete; the caller then decides with them what to drop.
@@ -222,10 +245,10 @@ def embed_share(
         batch = None
         if not failed:
             try:
-                batch = feeder.get()
-            except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError):
+                batch = run.take()
+            except DecodeFailed:
                 failed = True
         if batch is None:
             batch = tf.zeros((len(part), image_size, image_size, 3))
-        parts.append(graph.embed(batch, nrof_rows, offset))
+        parts.append(embed(batch, nrof_rows, offset))
     return np.concatenate([np.asarray(p) for p in parts], axis=0), failed

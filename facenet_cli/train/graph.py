@@ -1,12 +1,14 @@
-"""The TensorFlow side of training: the model, its moving average, the optimizer, the steps.
+"""The TensorFlow side of training every objective shares: the model, its moving average, the
+optimizer, and the plumbing of a distribution strategy.
 
-The step computes the loss and its statistics with ``facenet_cli.train.loss`` (the functions
-the tests check) on each replica's share of the triplets.
+The objective (``objective.py``) builds what it trains besides the model inside the strategy's
+scope and compiles its own step functions with what is here (``average_updater``,
+``distribute_rows``, ``loss_scaling``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -14,18 +16,31 @@ from facenet_cli.config import TrainConfig, resolve_xla
 from facenet_cli.models.sidecar import ModelInfo
 
 
+class BuildsOnGraph(Protocol):
+    """What the graph needs of an objective (``objective.Objective`` has it)."""
+
+    SUPPORTS_XLA: bool
+
+    def build(self, graph: TrainingGraph) -> None: ...
+
+    def trainable_variables(self) -> list[Any]: ...
+
+    def compile(self, graph: TrainingGraph) -> None: ...
+
+
 class TrainingGraph:
-    """The model, its moving average, the optimizer and the compiled steps.
+    """The model, its moving average and the optimizer, built for ``objective``, whose step
+    functions are compiled last.
 
     Built under ``strategy.scope()``. With TensorFlow's default strategy the steps run as plain
     ``tf.function``s; with a real one (mirrored, multi-worker) every global batch is split
-    between the replicas at triplet boundaries, each replica's loss is its triplets' share of
-    the global batch's mean (so the all-reduced gradient is the one-device gradient), batch
-    norm statistics are synchronised over the global batch, and selection embeddings are
-    all-gathered so every worker selects from the same ones.
+    between the replicas, each replica's loss is its share of the global batch's mean (so the
+    all-reduced gradient is the one-device gradient) and batch norm statistics are synchronised
+    over the global batch.
     """
 
-    def __init__(self, config: TrainConfig, info: ModelInfo, strategy: Any = None) -> None:
+    def __init__(self, config: TrainConfig, info: ModelInfo, objective: BuildsOnGraph,
+                 strategy: Any = None) -> None:  # fmt: skip
         import tensorflow as tf
 
         from facenet_cli.train import distribute
@@ -49,15 +64,17 @@ class TrainingGraph:
         # some gradients, MaxPool's among them); the run says so when --xla was asked for.
         self.xla = (
             resolve_xla(config.xla, self.device.startswith("/GPU"))
+            and objective.SUPPORTS_XLA
             and not self.distributed
             and not op_determinism_enabled()
         )
         self.local_replicas = self._local_replicas() if self.distributed else [0]
         # Multi-worker: this process feeds only its own replicas, so it decodes only their rows.
         self.decodes_share = len(self.local_replicas) < self.nrof_replicas
+        self.objective = objective
         with strategy.scope():
             self.model, self.ema_model, self.optimizer = self._build(config, policy)
-        self.embed, self.train_step, self.train_rows = self._compile(config)
+        objective.compile(self)
 
     def _build(self, config: TrainConfig, policy: str | None) -> tuple[Any, Any, Any]:
         """The trained model, its moving-average twin and the optimizer (built)."""
@@ -66,6 +83,9 @@ class TrainingGraph:
         from facenet_cli.models.loading import build_model
         from facenet_cli.train.optimizers import create_optimizer
 
+        # The objective's variables first (their initial values then do not depend on the
+        # model's size: a run's seed gives the same head whatever the model).
+        self.objective.build(self)
         previous_policy = keras.mixed_precision.global_policy()
         if policy is not None:
             # Lower-precision compute, float32 variables; only for the layers built here.
@@ -85,20 +105,21 @@ class TrainingGraph:
         optimizer = create_optimizer(config.optimizer, max(config.learning_rate, 0.0))
         if self.loss_scaling:
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        optimizer.build([*model.trainable_variables, *self.head_variables()])
+        optimizer.build([*model.trainable_variables, *self.objective.trainable_variables()])
         return model, ema_model, optimizer
 
-    def head_variables(self) -> list[Any]:
-        """Trained variables besides the model's (a classifier's logits layer); none here."""
-        return []
-
     def trained_variables(self) -> list[Any]:
-        """What the optimizer updates."""
-        return [*self.model.trainable_variables, *self.head_variables()]
+        """What the optimizer updates: the model's variables and the objective's."""
+        return [*self.model.trainable_variables, *self.objective.trainable_variables()]
 
-    def checkpoint_extras(self) -> dict[str, Any]:
-        """Objects a checkpoint holds besides the models and the optimizer."""
-        return {}
+    def finish_outputs(self, out: dict[str, Any]) -> dict[str, Any]:
+        """A step's outputs, with the loss scale of a mixed-precision run added."""
+        import tensorflow as tf
+
+        if not self.mixed_precision:
+            return out
+        scale = self.optimizer.scale_loss(1.0) if self.loss_scaling else 1.0
+        return {**out, "loss_scale": tf.cast(scale, tf.float32)}
 
     def average_updater(self, decay: float) -> Any:
         """``update(step)``: move the moving-average model towards the trained one."""
@@ -132,158 +153,7 @@ class TrainingGraph:
 
         return update_average
 
-    def _compile(self, config: TrainConfig) -> tuple[Any, Any, Any]:
-        """The compiled ``embed``, ``train_step`` and ``train_rows`` functions."""
-        import tensorflow as tf
-
-        from facenet_cli.train import distribute
-        from facenet_cli.train.loss import split_triplets, triplet_loss, triplet_stats
-
-        model, optimizer = self.model, self.optimizer
-        strategy = self.strategy
-        nrof_replicas = self.nrof_replicas
-        loss_scaling = self.loss_scaling
-        alpha = float(config.alpha)
-        decay = float(config.moving_average_decay)
-        selection_training = config.selection_mode == "training"
-        spec = tf.TensorSpec((None, config.image_size, config.image_size, 3), tf.float32)
-        step_spec = tf.TensorSpec((), tf.int64)
-        trainable = model.trainable_variables
-        update_average = self.average_updater(decay)
-
-        def embed_body(images: tf.Tensor) -> tf.Tensor:
-            prelogits = tf.cast(model(images, training=selection_training), tf.float32)
-            return tf.math.l2_normalize(prelogits, axis=1, epsilon=1e-10)
-
-        def replica_step(images: tf.Tensor, nrof_triplets: tf.Tensor) -> dict[str, tf.Tensor]:
-            """This replica's shares of the global batch's means (summed over the replicas)."""
-            with tf.GradientTape() as tape:
-                prelogits = tf.cast(model(images, training=True), tf.float32)
-                embeddings = tf.math.l2_normalize(prelogits, axis=1, epsilon=1e-10)
-                anchor, positive, negative = split_triplets(embeddings)
-                # This replica's means weighted by its share of the global batch's triplets (a
-                # replica without triplets contributes 0, not the NaN mean of nothing).
-                share = tf.cast(tf.shape(anchor)[0], tf.float32) / nrof_triplets
-                loss = tf.math.multiply_no_nan(
-                    triplet_loss(anchor, positive, negative, alpha), share
-                )
-                if model.losses:
-                    # Every replica holds the same weights: 1/R of the decay each.
-                    regularisation = tf.add_n([tf.cast(x, tf.float32) for x in model.losses])
-                    total = loss + regularisation / nrof_replicas
-                else:
-                    total = loss
-                scaled = optimizer.scale_loss(total) if loss_scaling else total
-            # Gradients are summed over the replicas by the optimizer; the loss-scale
-            # optimizer unscales them and skips a step whose gradients are not finite.
-            grads = tape.gradient(scaled, trainable)
-            optimizer.apply_gradients(zip(grads, trainable, strict=True))
-            stats = triplet_stats(anchor, positive, negative, alpha)
-            return {
-                "loss": total,
-                "triplet_loss": loss,
-                **{k: tf.math.multiply_no_nan(v, share) for k, v in stats.items()},
-            }
-
-        def finish(sums: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-            out = dict(sums)
-            if self.mixed_precision:
-                scale = optimizer.scale_loss(1.0) if loss_scaling else 1.0
-                out["loss_scale"] = tf.cast(scale, tf.float32)
-            return out
-
-        if not self.distributed:
-            batch_size = config.batch_size
-
-            def step_body(images: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
-                nrof_triplets = tf.cast(tf.shape(images)[0] // 3, tf.float32)
-                sums = replica_step(images, nrof_triplets)
-                update_average(step)
-                return finish(sums)
-
-            # autograph=False: no data-dependent Python control flow here to convert.
-            @tf.function(input_signature=[spec], reduce_retracing=True, autograph=False)
-            def embed_graph(images: tf.Tensor) -> tf.Tensor:
-                return embed_body(images)
-
-            @tf.function(input_signature=[spec, step_spec], autograph=False)
-            def step_graph(images: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
-                return step_body(images, step)
-
-            if not self.xla:
-                embed, train_step = embed_graph, step_graph
-            else:
-                # XLA compiles one program per input shape: full batches (all but a round's
-                # last) run compiled, a shorter last batch runs the plain graph instead of
-                # compiling the model again for every size it comes in.
-                full = tf.TensorSpec((batch_size, config.image_size, config.image_size, 3),
-                                     tf.float32)  # fmt: skip
-
-                @tf.function(input_signature=[full], autograph=False, jit_compile=True)
-                def embed_xla(images: tf.Tensor) -> tf.Tensor:
-                    return embed_body(images)
-
-                @tf.function(input_signature=[full, step_spec], autograph=False, jit_compile=True)
-                def step_xla(images: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
-                    return step_body(images, step)
-
-                def embed(images: tf.Tensor) -> tf.Tensor:
-                    compiled = int(images.shape[0]) == batch_size
-                    return (embed_xla if compiled else embed_graph)(images)
-
-                def train_step(images: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
-                    compiled = int(images.shape[0]) == batch_size
-                    return (step_xla if compiled else step_graph)(images, step)
-
-            def train_rows(cache: tf.Tensor, rows: tf.Tensor, step: tf.Tensor) -> dict[str, Any]:
-                # Rows of a round's images already decoded for its selection, gathered on the
-                # device (outside the step: the cache's size changes from round to round).
-                with tf.device(self.device):
-                    images = tf.gather(cache, rows)
-                return train_step(images, step)
-
-            return embed, train_step, train_rows
-
-        sum_op = tf.distribute.ReduceOp.SUM
-
-        @tf.function(reduce_retracing=True, autograph=False)
-        def embed_replicas(images: Any) -> Any:
-            def body(part: tf.Tensor) -> tf.Tensor:
-                # Parts may differ by one image; all_gather concatenates them in replica order.
-                return tf.distribute.get_replica_context().all_gather(embed_body(part), axis=0)
-
-            return strategy.run(body, args=(images,))
-
-        @tf.function(reduce_retracing=True, autograph=False)
-        def step_replicas(images: Any, nrof_triplets: tf.Tensor, step: tf.Tensor) -> Any:
-            per_replica = strategy.run(replica_step, args=(images, nrof_triplets))
-            sums = {k: strategy.reduce(sum_op, v, axis=None) for k, v in per_replica.items()}
-            update_average(step)
-            return finish(sums)
-
-        # ``images`` is the whole global batch, or (``offset``) only this worker's rows of a
-        # global batch of ``nrof_rows`` (see ``local_rows``).
-        def embed_distributed(images: tf.Tensor, nrof_rows: int | None = None,
-                              offset: int = 0) -> tf.Tensor:  # fmt: skip
-            total = int(images.shape[0]) if nrof_rows is None else nrof_rows
-            bounds = distribute.split_bounds(total, nrof_replicas)
-            gathered = embed_replicas(self._distribute(images, bounds, offset))
-            return strategy.experimental_local_results(gathered)[0]
-
-        def train_distributed(images: tf.Tensor, step: tf.Tensor, nrof_rows: int | None = None,
-                              offset: int = 0) -> dict[str, tf.Tensor]:  # fmt: skip
-            total = int(images.shape[0]) if nrof_rows is None else nrof_rows
-            bounds = distribute.split_bounds(total, nrof_replicas, unit=3)
-            nrof_triplets = tf.constant(total // 3, tf.float32)
-            return step_replicas(self._distribute(images, bounds, offset), nrof_triplets, step)
-
-        def train_rows_distributed(cache: tf.Tensor, rows: tf.Tensor,
-                                   step: tf.Tensor) -> dict[str, tf.Tensor]:  # fmt: skip
-            return train_distributed(tf.gather(cache, rows), step)
-
-        return embed_distributed, train_distributed, train_rows_distributed
-
-    def _distribute(self, images: Any, bounds: np.ndarray, offset: int = 0) -> Any:
+    def distribute_rows(self, images: Any, bounds: np.ndarray, offset: int = 0) -> Any:
         """Replica ``r`` (global id) gets rows ``bounds[r]:bounds[r + 1]`` of the global batch,
         of which ``images`` holds the rows from ``offset`` on."""
 

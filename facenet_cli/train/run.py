@@ -1,4 +1,4 @@
-"""``facenet train``: resolve and check the settings, then drive a ``Trainer`` to the end.
+"""``facenet train``: resolve and check the settings, then drive the ``Trainer`` to the end.
 
 The first Ctrl-C asks the loop to save a checkpoint and stop; the error it ends with says how to
 resume. A run that fails leaves a FAILED marker in its log folder, one that ends a FINISHED one.
@@ -6,18 +6,16 @@ resume. A run that fails leaves a FAILED marker in its log folder, one that ends
 
 from __future__ import annotations
 
-import os
-import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from facenet_cli.config import TrainConfig
 from facenet_cli.errors import EXIT_INTERRUPTED, FacenetError
 from facenet_cli.train import checkpoints as ckpt
-from facenet_cli.train.loop import Trainer
+from facenet_cli.train.interrupt import SigintFlag
 from facenet_cli.train.reporting import ConsoleReporter, Reporter
 from facenet_cli.train.settings import check_config, check_paths, resolve_config
+from facenet_cli.train.trainer import Trainer
 
 
 class TrainingInterrupted(FacenetError):
@@ -40,39 +38,6 @@ class RunResult:
     stop_reason: str
 
 
-class SigintFlag:
-    """First Ctrl-C asks the loop to save and stop; a second one interrupts at once."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
-
-    def __enter__(self) -> SigintFlag:
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not the main thread: Ctrl-C stays the default
-            self._previous = None
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-
-def trainer_class(config: TrainConfig) -> type[Trainer]:
-    """The trainer of ``--loss``: triplet selection rounds, or classifier epochs."""
-    if config.loss == "triplet":
-        return Trainer
-    from facenet_cli.train.classifier import ClassifierTrainer
-
-    return ClassifierTrainer
-
-
 def run_train(config: TrainConfig, reporter: Reporter | None = None) -> RunResult:
     """Run ``facenet train``: resolve the config, train, evaluate, checkpoint and export.
 
@@ -89,14 +54,13 @@ def run_train(config: TrainConfig, reporter: Reporter | None = None) -> RunResul
         TrainingInterrupted: Ctrl-C; a checkpoint was saved and the message says how to resume.
     """
     reporter = reporter if reporter is not None else ConsoleReporter()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         if config.resume is None:
             check_config(config)
         config = resolve_config(config)
         check_config(config)
         check_paths(config)
-        with trainer_class(config)(config, reporter) as trainer:
+        with Trainer(config, reporter) as trainer:
             return _train(trainer)
     finally:
         reporter.close()

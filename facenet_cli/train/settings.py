@@ -11,7 +11,7 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from facenet_cli.config import DEFAULT_MAX_NROF_EPOCHS, DEFAULT_STRATEGY, LOSSES, TrainConfig
+from facenet_cli.config import DEFAULT_MAX_NROF_EPOCHS, DEFAULT_STRATEGY, TrainConfig
 from facenet_cli.data.dataset import (
     ImageClass,
     non_image_warning,
@@ -21,12 +21,10 @@ from facenet_cli.data.dataset import (
 from facenet_cli.errors import InputError
 from facenet_cli.train import checkpoints as ckpt
 from facenet_cli.train.reporting import Reporter
-from facenet_cli.train.triplets import MODES
 
 if TYPE_CHECKING:
     from facenet_cli.models.sidecar import ModelInfo
 
-SELECTION_MODES = ("inference", "training")
 DEFAULT_MODEL_DEF = "inception_resnet_v1"
 # What a resumed run may change; everything else is the run's own.
 RESUME_OVERRIDES = ("max_nrof_epochs", "max_steps", "strategy")
@@ -92,42 +90,20 @@ def absolute_paths(config: TrainConfig) -> TrainConfig:
 def check_config(config: TrainConfig) -> None:
     """Reject settings that would fail later with an obscure error (before any data is read).
 
-    Raises:
-        InputError: a batch size that is no multiple of 3, an unknown option value or model,
-            a missing schedule file.
-    """
-    if config.loss not in LOSSES:
-        raise InputError(f"--loss {config.loss!r}: choose {', '.join(LOSSES)}")
-    if config.loss != "triplet":
-        from facenet_cli.train.classifier import check_classifier_config
+    Every option's range and choices come from its declaration (``TrainConfig``); the loss's
+    objective adds its own checks (a triplet batch holds whole triplets).
 
-        check_classifier_config(config)
-    elif config.batch_size % 3 != 0:
-        raise InputError(
-            f"--batch-size {config.batch_size} is not a multiple of 3: every batch holds whole "
-            "(anchor, positive, negative) triplets; use e.g. "
-            f"{max(3, config.batch_size - config.batch_size % 3)}"
-        )
-    if config.triplet_selection not in MODES:
-        raise InputError(
-            f"--triplet-selection {config.triplet_selection!r}: choose {', '.join(MODES)}"
-        )
-    if config.selection_mode not in SELECTION_MODES:
-        raise InputError(
-            f"--selection-mode {config.selection_mode!r}: choose {', '.join(SELECTION_MODES)}"
-        )
-    if config.images_per_person < 2 and config.loss == "triplet":
-        raise InputError("--images-per-person must be at least 2 to form anchor-positive pairs")
+    Raises:
+        InputError: a value out of its option's range or choices, an unknown loss or model, a
+            batch the objective cannot use, a missing schedule file.
+    """
+    from facenet_cli.options import check_options
+    from facenet_cli.train.registry import objective_class
+
+    check_options(config)
+    objective_class(config.loss).check_config(config)
     if config.learning_rate <= 0 and config.learning_rate_schedule_file is None:
         raise InputError("--learning-rate <= 0 needs --learning-rate-schedule-file")
-    from facenet_cli.train.distribute import STRATEGIES
-
-    if config.strategy is not None and config.strategy not in STRATEGIES:
-        raise InputError(f"--strategy {config.strategy!r}: choose {', '.join(STRATEGIES)}")
-    from facenet_cli.train.optimizers import OPTIMIZERS
-
-    if config.optimizer.strip().upper() not in OPTIMIZERS:
-        raise InputError(f"--optimizer {config.optimizer}: choose {', '.join(OPTIMIZERS)}")
     if config.model_def is not None:
         from facenet_cli.models.registry import resolve_model_def
 
@@ -164,27 +140,10 @@ def read_classes(config: TrainConfig, reporter: Reporter) -> list[ImageClass]:
     return classes
 
 
-def load_training_classes(config: TrainConfig, reporter: Reporter) -> list[ImageClass]:
-    """The dataset's classes that can form pairs, checked against ``people_per_batch``.
-
-    Raises:
-        InputError: fewer usable classes than ``people_per_batch`` (or than 2).
-    """
-    classes = read_classes(config, reporter)
-    usable = [c for c in classes if len(c) >= 2]
-    dropped = len(classes) - len(usable)
-    if dropped:
-        reporter.warning(
-            f"dropped {dropped} of {len(classes)} classes with a single image "
-            "(they cannot form anchor-positive pairs)"
-        )
-    needed = max(config.people_per_batch, 2)
-    if len(usable) < needed:
-        raise InputError(
-            f"{config.data_dir}: {len(usable)} classes with 2 or more images, but "
-            f"--people-per-batch is {config.people_per_batch}; lower it or add identities"
-        )
-    return usable
+def left_out_files(classes: list[ImageClass]) -> list[str]:
+    """What the listing left out of the class folders, in words (for the start of a run)."""
+    others = sum(len(c.non_images) for c in classes)
+    return [f"{others} files that are not images"] if others else []
 
 
 def standardization(config: TrainConfig) -> str:

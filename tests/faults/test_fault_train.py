@@ -51,7 +51,7 @@ if mode == "save":
     tf.train.CheckpointManager._record_state = record
 elif mode == "eval":
     # Killed after the first evaluation batch is embedded.
-    import facenet_cli.evaluate.validate as validate
+    import facenet_cli.evaluate.pairs_embedding as validate
     real_eval = validate.evaluate_on_pairs
     def evaluate_on_pairs(embed, *a, **k):
         def embed_then_die(images):

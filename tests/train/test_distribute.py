@@ -246,6 +246,7 @@ def test_mixed_precision_on_cpu_trains_and_logs_the_loss_scale(tiny, tmp_path, m
 
     from facenet_cli.models.sidecar import ModelInfo
     from facenet_cli.train.graph import TrainingGraph
+    from facenet_cli.train.objectives.triplet import TripletObjective
     from facenet_cli.train.run import run_train
 
     # The CPU policy: bfloat16 compute, no loss scaling needed (float32's exponent range), so
@@ -256,21 +257,21 @@ def test_mixed_precision_on_cpu_trains_and_logs_the_loss_scale(tiny, tmp_path, m
     assert scalars(result.log_dir)[events.LOSS_SCALE] == [(1, 1.0), (2, 1.0), (3, 1.0)]
     config = tiny_config(tiny, tmp_path, mixed_precision=True)
     info = ModelInfo("small", 8, 16, "per_image")
-    graph = TrainingGraph(config, info)
+    graph = TrainingGraph(config, info, TripletObjective(config, Recorder()))
     assert graph.model.layers[1].compute_dtype == "bfloat16"
     assert graph.model.trainable_variables[0].dtype == "float32"
 
     # The GPU policy's code path (float16 + dynamic loss scaling) also runs on a CPU.
     monkeypatch.setattr(distribute, "mixed_precision_policy", lambda has_gpu: "mixed_float16")
-    graph = TrainingGraph(config, info)
+    graph = TrainingGraph(config, info, TripletObjective(config, Recorder()))
     assert graph.model.layers[1].compute_dtype == "float16"
     images = tf.random.stateless_normal((6, 16, 16, 3), seed=(1, 2))
-    outputs = graph.train_step(images, tf.constant(0, tf.int64))
+    outputs = graph.objective.train_step(images, tf.constant(0, tf.int64))
     assert np.isfinite(float(outputs["loss"]))
     # Keras starts at 2**15; gradients that overflow float16 skip the step and halve it.
     assert float(outputs["loss_scale"]) in (2.0**15, 2.0**14)
     for step in range(1, 4):
-        outputs = graph.train_step(images, tf.constant(step, tf.int64))
+        outputs = graph.objective.train_step(images, tf.constant(step, tf.int64))
     assert np.isfinite(float(outputs["loss"]))
     assert all(np.isfinite(w).all() for w in graph.model.get_weights())
 

@@ -9,14 +9,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from facenet_cli.errors import InputError
 from facenet_cli.train.center_loss import CenterLoss
-from facenet_cli.train.margin import (
-    ClassifierHead,
-    arcface_logits,
-    classifier_accuracy,
-    cosface_logits,
-    prelogits_norm,
-)
+from facenet_cli.train.heads import create_head
+from facenet_cli.train.heads.arcface import ArcFaceHead, arcface_logits
+from facenet_cli.train.heads.cosface import cosface_logits
+from facenet_cli.train.objectives.classification import classifier_accuracy, prelogits_norm
+from facenet_cli.train.registry import HEADS, loss_names
 
 
 def np_cosine(x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -48,7 +47,7 @@ def test_cosface_subtracts_the_margin_from_the_true_class_only(batch) -> None:
     x, y = batch
     rng = np.random.default_rng(1)
     w = rng.normal(size=(5, 4)).astype(np.float32)
-    head = ClassifierHead(4, "cosface")
+    head = create_head("cosface", 4)
     head.build((None, 5))
     head.kernel.assign(w)
     logits = np.asarray(head(tf.constant(x), tf.constant(y)))
@@ -80,7 +79,7 @@ def test_cosface_helper_matches_its_formula() -> None:
 
 def test_softmax_head_is_a_dense_layer_with_bias_on_raw_prelogits(batch) -> None:
     x, y = batch
-    head = ClassifierHead(4, "softmax", weight_decay=1e-3)
+    head = create_head("softmax", 4, weight_decay=1e-3)
     head.build((None, 5))
     rng = np.random.default_rng(2)
     w = rng.normal(size=(5, 4)).astype(np.float32)
@@ -93,13 +92,24 @@ def test_softmax_head_is_a_dense_layer_with_bias_on_raw_prelogits(batch) -> None
 
 
 def test_head_config_round_trip() -> None:
-    head = ClassifierHead(9, "arcface", scale=32.0, margin=0.4, easy_margin=True, name="logits")
-    again = ClassifierHead.from_config(head.get_config())
-    assert (again.nrof_classes, again.loss, again.scale, again.margin, again.easy_margin) == (
-        9, "arcface", 32.0, 0.4, True,
+    head = create_head("arcface", 9, scale=32.0, margin=0.4, easy_margin=True)
+    again = ArcFaceHead.from_config(head.get_config())
+    assert (again.nrof_classes, again.scale, again.margin, again.easy_margin) == (
+        9, 32.0, 0.4, True,
     )  # fmt: skip
-    with pytest.raises(ValueError, match="unknown classifier loss"):
-        ClassifierHead(3, "triplet")
+
+
+def test_an_unknown_head_is_an_error_listing_the_heads() -> None:
+    with pytest.raises(
+        InputError, match="unknown head 'sphereface': choose softmax, arcface, cosface"
+    ):
+        create_head("sphereface", 3)
+    # Every head is a --loss, each registered once.
+    assert loss_names() == ("triplet", *HEADS)
+    for name in HEADS:
+        head = create_head(name, 3)
+        head.build((None, 4))
+        assert head.name == "Logits" and head.kernel.shape == (4, 3)
 
 
 def test_accuracy_and_prelogits_norm() -> None:

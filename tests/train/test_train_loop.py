@@ -275,7 +275,7 @@ def test_unreadable_images_are_reported_once_and_skipped(tmp_path):
 
 def test_rounds_without_triplets_are_logged_and_resampled(tiny, tmp_path, monkeypatch):
     from facenet_cli.errors import FacenetError
-    from facenet_cli.train import loop
+    from facenet_cli.train import trainer as loop
     from facenet_cli.train.run import run_train
 
     # Semi-hard with a zero margin admits nothing (d(a,p) < d(a,n) < d(a,p)): every round is
@@ -326,8 +326,8 @@ def test_a_run_stopped_before_its_first_checkpoint_resumes_from_step_zero(tiny, 
 
 def test_evaluations_after_the_first_read_the_kept_crops(tiny, tmp_path):
     from facenet_cli.data.pairs import read_pairs, resolve_pairs
-    from facenet_cli.train.loop import Trainer
     from facenet_cli.train.settings import resolve_config
+    from facenet_cli.train.trainer import Trainer
 
     config = resolve_config(tiny_config(tiny, tmp_path, lfw_dir=tiny["data"],
                                         lfw_pairs=tiny["pairs"], lfw_nrof_folds=2))  # fmt: skip
@@ -350,13 +350,18 @@ def test_xla_steps_match_the_plain_graph(tiny, tmp_path):
 
     from facenet_cli.models.sidecar import ModelInfo
     from facenet_cli.train.graph import TrainingGraph
+    from facenet_cli.train.objectives.triplet import TripletObjective
 
     info = ModelInfo("small", 8, 16, "per_image")
-    compiled = TrainingGraph(tiny_config(tiny, tmp_path, xla=True), info)
-    plain = TrainingGraph(tiny_config(tiny, tmp_path, xla=False), info)
-    assert compiled.xla and not plain.xla
-    for src, dst in ((compiled.model, plain.model), (compiled.ema_model, plain.ema_model)):
+    graphs = []
+    for xla in (True, False):
+        config = tiny_config(tiny, tmp_path, xla=xla)
+        graphs.append(TrainingGraph(config, info, TripletObjective(config, Recorder())))
+    assert graphs[0].xla and not graphs[1].xla
+    for src, dst in ((graphs[0].model, graphs[1].model),
+                     (graphs[0].ema_model, graphs[1].ema_model)):  # fmt: skip
         dst.set_weights(src.get_weights())
+    compiled, plain = (g.objective for g in graphs)
     images = tf.random.stateless_uniform((6, 16, 16, 3), seed=(1, 2), maxval=255.0)
     np.testing.assert_allclose(compiled.embed(images), plain.embed(images), atol=1e-5)
     # A full batch runs the XLA program, a round's shorter last batch the plain graph.

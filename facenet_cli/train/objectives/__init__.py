@@ -1,0 +1,1 @@
+"""Training objectives, one module each (the rows of ``facenet_cli.train.registry.OBJECTIVES``)."""
