@@ -1,5 +1,6 @@
-"""Security basics: no pickle, Keras safe mode, no shell strings, a read-only board, and
-TensorBoard on localhost only. Checked on the package's source and on a real board run."""
+"""Security basics: no plain pickle (a pickle is read only by a restricted Unpickler), Keras
+safe mode, no shell strings, a read-only board, and TensorBoard on localhost only.
+Checked on the package's source and on a real board run."""
 
 from __future__ import annotations
 
@@ -15,6 +16,31 @@ from facenet_cli.events import EventWriter
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCES = sorted(p for d in ("facenet_cli", "tui", "benchmarks") for p in (REPO / d).rglob("*.py"))
+
+
+def _unrestricted_pickle(tree: ast.AST, rel: Path) -> list[str]:
+    """A module may import ``pickle`` to write one, or to read one only through a subclass of
+    ``pickle.Unpickler`` whose ``find_class`` decides which globals resolve; ``pickle.load``,
+    ``pickle.loads`` and a bare ``pickle.Unpickler(...)`` are plain pickle."""
+    problems = []
+    restricted = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef)
+        and any(ast.unparse(base) == "pickle.Unpickler" for base in node.bases)
+        and any(isinstance(f, ast.FunctionDef) and f.name == "find_class" for f in node.body)
+    ]
+    if not restricted:
+        problems.append(f"{rel}: imports pickle without a restricted Unpickler (find_class)")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "pickle":
+            problems.append(f"{rel}:{node.lineno}: from pickle import ...")
+        if isinstance(node, ast.Attribute) and getattr(node.value, "id", "") == "pickle":
+            if node.attr not in ("Unpickler", "PickleBuffer", "dump", "dumps"):
+                problems.append(f"{rel}:{node.lineno}: pickle.{node.attr}")
+        if isinstance(node, ast.Call) and ast.unparse(node.func) == "pickle.Unpickler":
+            problems.append(f"{rel}:{node.lineno}: an unrestricted pickle.Unpickler")
+    return problems
 
 
 def _calls(tree: ast.AST):
@@ -37,8 +63,10 @@ def test_no_pickle_no_shell_and_safe_keras_loading() -> None:
         for node in ast.walk(tree):
             if isinstance(node, ast.Import | ast.ImportFrom):
                 names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
-                if any(n.split(".")[0] in ("pickle", "cPickle", "dill", "joblib") for n in names):
+                if any(n.split(".")[0] in ("cPickle", "dill", "joblib") for n in names):
                     problems.append(f"{rel}:{node.lineno}: imports a pickle module")
+                if any(n.split(".")[0] == "pickle" for n in names):
+                    problems.extend(_unrestricted_pickle(tree, rel))
         for name, kw, node in _calls(tree):
             where = f"{rel}:{node.lineno}"
             if _is_true(kw.get("allow_pickle")):
