@@ -289,7 +289,8 @@ class LogdirReader:
                     return None
             while cursor.offset < cursor.size:
                 fh.seek(cursor.offset)
-                buf = fh.read(min(chunk, cursor.size - cursor.offset))
+                want = min(chunk, cursor.size - cursor.offset)
+                buf = fh.read(want)
                 if not buf:
                     break
                 scan = split_records(buf, resyncing=cursor.resyncing)
@@ -308,6 +309,8 @@ class LogdirReader:
                 changed = changed or bool(len(scan.starts)) or scan.corrupt > 0
                 if cursor.offset + len(buf) - scan.consumed >= cursor.size:
                     break  # what is left is a record still being written
+                if len(buf) < want:
+                    break  # the file shrank since its size was taken: the next poll looks again
                 if not scan.consumed:
                     chunk *= 2  # one record larger than the chunk
         return changed

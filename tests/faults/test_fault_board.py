@@ -107,6 +107,29 @@ def test_file_deleted_between_stat_and_open(
     assert loss(reader, "r1")[-1][0] == 10  # what was read stays
 
 
+@pytest.mark.timeout(60)
+def test_file_truncated_mid_record_between_stat_and_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The size taken, then the file cut inside a record: the poll ends and keeps what it read."""
+    path = write_run(tmp_path / "r1", range(1, 200))
+    reader = LogdirReader(tmp_path)
+    reader.read_chunk = 256
+    real_stat = os.stat
+
+    def stat_then_truncate(p, *a, **k):  # the race, made certain
+        st = real_stat(p, *a, **k)
+        if Path(p) == path and st.st_size > 1000:
+            with open(path, "r+b") as fh:
+                fh.truncate(st.st_size // 3 + 7)  # inside a record
+        return st
+
+    monkeypatch.setattr(reader_module.os, "stat", stat_then_truncate)
+    reader.poll(rescan=True)
+    steps = [s for s, _ in loss(reader, "r1")]
+    assert steps and steps == list(range(1, len(steps) + 1)) and len(steps) < 199
+
+
 def _churn(logdir: Path, stop: threading.Event, errors: list[BaseException]) -> None:
     """Delete, truncate and rewrite runs as fast as possible."""
     i = 0
