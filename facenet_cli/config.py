@@ -60,6 +60,13 @@ class AlignConfig:
 XLA_DEFAULT = {"CPU": False, "GPU": False}
 
 
+# What --help says of --xla's default, for every command that has the option.
+XLA_DEFAULT_TEXT = (
+    "off on CPU, where it measured slower (BENCHMARKS.md); off on GPU until measured there"
+)
+FORWARD_XLA_HELP = "Compile the forward pass with XLA (jit_compile; Keras models)."
+
+
 def resolve_xla(xla: bool | None, gpu: bool) -> bool:
     """``--xla`` / ``--no-xla`` when given, else the device's default (``XLA_DEFAULT``)."""
     return XLA_DEFAULT["GPU" if gpu else "CPU"] if xla is None else xla
@@ -209,6 +216,13 @@ class TrainConfig:
     lfw_subtract_mean: bool = option(
         False, panel=_LFW, help="Subtract the embeddings' mean before the distances."
     )
+    benchmark: tuple[str, ...] = option(
+        (),
+        panel=_LFW,
+        help="NAME=PATH: also validate on this benchmark after each epoch (lfw, cfp_ff, cfp_fp, "
+        "agedb_30, calfw, cplfw; an insightface .bin pack, the set's own layout or a pairs "
+        "file); repeat for several. Results go to the event files (the board's Benchmarks panel).",
+    )
     lfw_batch_size: int = option(100, min=1, panel=_LFW, help="Images per evaluation batch.")
     strategy: str | None = option(
         None,
@@ -313,8 +327,7 @@ class TrainConfig:
     xla: bool | None = option(
         None,
         panel=_RUN,
-        shown_default="off on CPU, where it measured slower (BENCHMARKS.md); "
-        "off on GPU until measured there",
+        shown_default=XLA_DEFAULT_TEXT,
         help="Compile the train step and the forward passes with XLA (jit_compile; one-device "
         "runs).",
     )
@@ -336,7 +349,7 @@ class ValidateConfig:
     strict: bool = False
     json: bool = False
     roc: Path | None = None
-    xla: bool | None = None  # None = XLA_DEFAULT for the device
+    xla: bool | None = option(None, shown_default=XLA_DEFAULT_TEXT, help=FORWARD_XLA_HELP)
     record_threshold: bool = True
     benchmark: tuple[str, ...] = ()  # NAME=PATH each: several benchmarks in one table
     worst: int = 0  # list the N most confident false accepts and false rejects
@@ -418,7 +431,7 @@ class EmbedConfig:
     align: bool = False
     batch_size: int = 100
     json: bool = False
-    xla: bool | None = None  # None = XLA_DEFAULT for the device
+    xla: bool | None = option(None, shown_default=XLA_DEFAULT_TEXT, help=FORWARD_XLA_HELP)
     flip: bool = False
 
 

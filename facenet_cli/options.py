@@ -153,5 +153,5 @@ def shown_default(f: dataclasses.Field[Any], opt: Opt) -> str | None:
     if isinstance(value, bool):
         return f.name.replace("_", "-") if value else "no-" + f.name.replace("_", "-")
     if isinstance(value, Sequence) and not isinstance(value, str):
-        return " ".join(str(v) for v in value)
+        return " ".join(str(v) for v in value) or None
     return str(value)

@@ -48,7 +48,7 @@ def test_every_default_in_help_is_the_library_default() -> None:
         assert entry is not None, f"{flag(f.name)} is not in --help"
         shown = re.search(r"\[default: \((.*?)\)[;\]]", entry)
         default = field_default(f)
-        if default is None:
+        if default is None or default == ():
             # Resolved later: --help says how, in the declaration's words.
             assert (shown is None) == (opt.shown_default is None), entry
             continue

@@ -46,6 +46,10 @@ def _callback(opt: Opt) -> Callable[[Any], Any]:
 def parameter(f: dataclasses.Field[Any], opt: Opt, hints: dict[str, Any]) -> inspect.Parameter:
     """The Typer parameter of one declared field."""
     kind = _value_type(hints[f.name])
+    metavar = None
+    if typing.get_origin(kind) is tuple:
+        kind = list[typing.get_args(kind)[0]]  # type: ignore[misc]  # a repeatable option
+        metavar = "TEXT"  # given once per value
     shown = shown_default(f, opt)
     # The range is checked by the callback, in the declaration's words, and said in --help.
     limits = range_text(opt)
@@ -55,9 +59,18 @@ def parameter(f: dataclasses.Field[Any], opt: Opt, hints: dict[str, Any]) -> ins
         rich_help_panel=opt.panel,
         show_default=shown if shown is not None else False,
         callback=_callback(opt),
+        metavar=metavar,
     )
     return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None,
                              annotation=Annotated[kind | None, info])  # fmt: skip
+
+
+def declared_annotation(cls: type, name: str) -> Any:
+    """The ``Annotated`` Typer type of one declared field of ``cls`` (default None), for a
+    command that declares its other options by hand."""
+    hints = typing.get_type_hints(cls)
+    ((f, opt),) = [(f, opt) for f, opt in declared(cls) if f.name == name]
+    return parameter(f, opt, hints).annotation
 
 
 def declared_command(cls: type, body: Callable[[typer.Context, dict[str, Any]], None], *,
@@ -68,7 +81,8 @@ def declared_command(cls: type, body: Callable[[typer.Context, dict[str, Any]], 
     hints = typing.get_type_hints(cls)
 
     def command(ctx: typer.Context, **_params: Any) -> None:
-        body(ctx, dict(ctx.params))
+        # A repeatable option given no value is "not given" too.
+        body(ctx, {k: (None if v in ((), []) else v) for k, v in ctx.params.items()})
 
     context = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD,
                                 annotation=typer.Context)  # fmt: skip

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from facenet_cli.commands import checks
+from facenet_cli.commands.declared import declared_annotation
 from facenet_cli.config import (
     ClassifyPredictConfig,
     ClassifyTrainConfig,
@@ -15,6 +16,9 @@ from facenet_cli.config import (
     EmbedConfig,
     from_params,
 )
+
+# --xla as declared on the config (its help and default text shared with train).
+XlaOpt = declared_annotation(EmbedConfig, "xla")
 
 _TRAIN = ClassifyTrainConfig(Path(), Path(), Path())
 
@@ -103,14 +107,7 @@ def embed(
     align: AlignOpt = False,
     batch_size: BatchOpt = 100,
     json: JsonOpt = False,
-    xla: Annotated[
-        bool | None,
-        typer.Option(
-            help="Compile the forward pass with XLA (jit_compile; Keras models). "
-            "Default: off on CPU, where it measured slower, and on GPU until measured.",
-            show_default=False,
-        ),
-    ] = None,
+    xla: XlaOpt = None,  # type: ignore[valid-type]
     flip: Annotated[
         bool,
         typer.Option(

@@ -8,7 +8,12 @@ from typing import Annotated, Literal
 import typer
 
 from facenet_cli.commands import checks
+from facenet_cli.commands.declared import declared_annotation
 from facenet_cli.config import PairsConfig, ValidateConfig, from_params
+
+# --xla as declared on the config (its help and default text shared with train).
+XlaOpt = declared_annotation(ValidateConfig, "xla")
+
 
 _VALIDATE = ValidateConfig()
 
@@ -83,14 +88,7 @@ def register(app: typer.Typer) -> None:
                 "plain evaluation: not with flips, mean subtraction or another crop size).",
             ),
         ] = _VALIDATE.record_threshold,
-        xla: Annotated[
-            bool | None,
-            typer.Option(
-                help="Compile the forward pass with XLA (jit_compile; Keras models). "
-                "Default: off on CPU, where it measured slower, and on GPU until measured.",
-                show_default=False,
-            ),
-        ] = None,
+        xla: XlaOpt = None,  # type: ignore[valid-type]
         benchmark: Annotated[
             list[str] | None,
             typer.Option(

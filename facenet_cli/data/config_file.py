@@ -90,6 +90,8 @@ def _accepts(expected: Any, value: Any) -> bool:
         return isinstance(value, str)
     if origin is tuple:
         args = typing.get_args(expected)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return isinstance(value, list) and all(_accepts(args[0], v) for v in value)
         return (
             isinstance(value, list)
             and len(value) == len(args)

@@ -52,7 +52,7 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
         raise InputError("no --data-dir: name the aligned dataset to train on")
     else:
         config = absolute_paths(config)
-    changes: dict[str, Any] = {}
+    changes: dict[str, Any] = {"benchmark": tuple(config.benchmark)}  # a list from a TOML file
     if config.model_def is None:
         changes["model_def"] = DEFAULT_MODEL_DEF
     if config.max_nrof_epochs is None:
@@ -79,6 +79,11 @@ def absolute_paths(config: TrainConfig) -> TrainConfig:
     changes: dict[str, Any] = {}
     if config.data_dir is not None:
         changes["data_dir"] = ":".join(str(p.absolute()) for p in split_roots(config.data_dir))
+    if config.benchmark:
+        from facenet_cli.data.benchmark_sets import parse_spec
+
+        specs = [parse_spec(spec) for spec in config.benchmark]
+        changes["benchmark"] = tuple(f"{name}={path.absolute()}" for name, path in specs)
     for name in ("logs_base_dir", "models_base_dir", "lfw_dir", "lfw_pairs", "pretrained_model",
                  "filter_filename", "learning_rate_schedule_file"):  # fmt: skip
         value = getattr(config, name)
@@ -127,6 +132,18 @@ def check_paths(config: TrainConfig) -> None:
         from facenet_cli.data.pairs import read_pairs
 
         read_pairs(config.lfw_pairs)  # a malformed line fails now, not after the first epoch
+    benchmark_sets(config)  # so does a missing or malformed benchmark
+
+
+def benchmark_sets(config: TrainConfig) -> list[Any]:
+    """The ``--benchmark`` sets of a run, read (a pack's images still encoded).
+
+    Raises:
+        InputError: a spec that is not NAME=PATH of a registered benchmark, data it cannot read.
+    """
+    from facenet_cli.data.benchmark_sets import load_benchmark, parse_spec
+
+    return [load_benchmark(*parse_spec(spec)) for spec in config.benchmark]
 
 
 def read_classes(config: TrainConfig, reporter: Reporter) -> list[ImageClass]:

@@ -80,6 +80,8 @@ class Trainer:
         self.last_round = RoundStats()
         self.eval_embed: Any = None
         self.eval_cache: Any = None  # the evaluation's decoded crops, kept between epochs
+        self.benchmark_sets: list[Any] | None = None  # --benchmark, read at the first epoch
+        self.benchmark_caches: dict[str, Any] = {}
         self.decoded = 0  # training images this process decoded (its share on a worker)
         self.batched = 0  # images in the global batches of its rounds
         self._data_wait = 0.0
@@ -400,7 +402,18 @@ class Trainer:
         if not self.task.is_chief:
             return
         self.evaluate_pairs()
+        self.evaluate_benchmarks()
         self.objective.evaluate(self, final=self.epoch >= self.max_nrof_epochs)
+
+    def evaluation_embedding(self) -> Any:
+        """The moving-average model's embedding of raw pixels (made once)."""
+        if self.eval_embed is None:
+            from facenet_cli.models.loading import embedding_fn
+
+            self.eval_embed = embedding_fn(self.graph.ema_model, self.info,
+                                           batch_size=self.config.lfw_batch_size,
+                                           xla=self.graph.xla)  # fmt: skip
+        return self.eval_embed
 
     def evaluate_pairs(self) -> None:
         config = self.config
@@ -409,17 +422,13 @@ class Trainer:
         from facenet_cli.data.pairs_file import protocol_folds
         from facenet_cli.evaluate.pairs_embedding import CropCache, evaluate_on_pairs
         from facenet_cli.evaluate.record import record_threshold
-        from facenet_cli.models.loading import embedding_fn
         from facenet_cli.train.summaries import report_metrics
 
-        if self.eval_embed is None:
-            self.eval_embed = embedding_fn(self.graph.ema_model, self.info,
-                                           batch_size=config.lfw_batch_size,
-                                           xla=self.graph.xla)  # fmt: skip
+        if self.eval_cache is None:
             self.eval_cache = CropCache()
         start = time.perf_counter()
         report = evaluate_on_pairs(
-            self.eval_embed,
+            self.evaluation_embedding(),
             config.lfw_dir,
             config.lfw_pairs,
             image_size=config.image_size,
@@ -438,6 +447,33 @@ class Trainer:
         self.summaries.scalars(metrics, self.step)
         self.last_lfw = metrics.get(events.LFW_ACCURACY)
         self.reporter.evaluation(self.epoch, self.step, metrics)
+
+    def evaluate_benchmarks(self) -> None:
+        """``--benchmark``: each set through the same protocol as ``facenet validate
+        --benchmark``, written as ``benchmark/<figure>/<name>`` events (decoded crops kept)."""
+        config = self.config
+        if not config.benchmark:
+            return
+        from facenet_cli.evaluate.benchmarks import benchmark_scalars, evaluate_benchmarks
+        from facenet_cli.evaluate.pairs_embedding import CropCache
+        from facenet_cli.train.settings import benchmark_sets
+
+        if self.benchmark_sets is None:
+            self.benchmark_sets = benchmark_sets(config)
+            self.benchmark_caches = {s.name: CropCache() for s in self.benchmark_sets}
+        reports = evaluate_benchmarks(
+            self.evaluation_embedding(), self.benchmark_sets, image_size=config.image_size,
+            batch_size=config.lfw_batch_size, use_flipped_images=config.lfw_use_flipped_images,
+            distance_metric=config.lfw_distance_metric, subtract_mean=config.lfw_subtract_mean,
+            caches=self.benchmark_caches,
+        )  # fmt: skip
+        self.summaries.scalars(benchmark_scalars(reports), self.step)
+        for b in reports:
+            r = b.report.result
+            self.reporter.message(
+                f"epoch {self.epoch} {b.name}: accuracy {r.accuracy_mean:.4f} +- "
+                f"{r.accuracy_std:.4f}, AUC {r.auc:.4f}, EER {r.eer:.4f} on {r.nrof_pairs} pairs"
+            )
 
     def export(self) -> Path | None:
         from facenet_cli.models.export import export_model
